@@ -1,0 +1,170 @@
+/*
+** vlmrt: fine-tune and evaluate Hugging Face vision-language models with LoRA, natively.
+**
+** This is the whole public interface: a plain C99 header over the C++ runtime in libvlmrt.
+**
+** CONVENTIONS
+**
+**   Status codes. Every function that can fail returns a vlm_status. VLM_OK (0) means success; any other
+**   value is an error category, and vlm_last_error() returns the message of the most recent failed call
+**   made on the calling thread. A message names what was wrong (the file, key, row or argument) and how to
+**   fix it. On failure, output parameters are left untouched.
+**
+**   Options structs. Every options struct starts with a `size_t struct_size` field. Fill it by calling the
+**   struct's init function (vlm_xxx_options_init), which sets struct_size and every default; then change
+**   the fields you need. A struct_size the library does not know is rejected with VLM_ERR_INVALID_ARGUMENT,
+**   so programs built against an older header keep working when fields are added at the end.
+**
+**   Memory. Every object or buffer the library returns has a matching free function, and every free
+**   function accepts NULL. Strings are NUL-terminated UTF-8. Sizes and counts are size_t.
+**
+**   Exceptions. No C++ exception and no abort ever crosses this interface: internal failures are reported
+**   as VLM_ERR_INTERNAL with a message.
+**
+**   Threads. Functions that take no handle are safe to call from any thread at any time. The error
+**   message returned by vlm_last_error() is per thread and stays valid until the next vlm_* call on that
+**   thread.
+**
+** VERSIONS
+**
+**   VLMRT_VERSION_* give the version of this header; vlm_version() the version of the library loaded at run
+**   time. VLMRT_ABI_VERSION is the shared library's SOVERSION: it changes only when the binary interface
+**   breaks.
+*/
+#ifndef VLMRT_H
+#define VLMRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define VLM_API __attribute__((visibility("default")))
+#else
+#define VLM_API
+#endif
+
+#define VLMRT_VERSION_MAJOR 0
+#define VLMRT_VERSION_MINOR 1
+#define VLMRT_VERSION_PATCH 0
+#define VLMRT_VERSION_STRING "0.1.0"
+#define VLMRT_ABI_VERSION 0
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* Status codes and errors                                                                                */
+/* ------------------------------------------------------------------------------------------------------ */
+
+typedef enum vlm_status {
+  VLM_OK = 0,
+  VLM_ERR_INVALID_ARGUMENT = 1, /* a NULL handle, a bad option value, an unknown struct_size */
+  VLM_ERR_NOT_FOUND = 2,        /* a file, model, key or tensor that does not exist */
+  VLM_ERR_IO = 3,               /* the operating system refused a read or a write */
+  VLM_ERR_CORRUPT_DATA = 4,     /* a file whose content is malformed or truncated */
+  VLM_ERR_UNSUPPORTED = 5,      /* valid input this build cannot handle (format, dtype, construct) */
+  VLM_ERR_LIMIT_EXCEEDED = 6,   /* input larger than a configured safety limit */
+  VLM_ERR_CANCELLED = 7,        /* the caller asked to stop */
+  VLM_ERR_OUT_OF_MEMORY = 8,
+  VLM_ERR_INTERNAL = 9          /* a bug in vlmrt; the message says where */
+} vlm_status;
+
+/* The message of the most recent failed call on this thread, or "" if the last call succeeded.
+** Valid until the next vlm_* call on the same thread. Never NULL. */
+VLM_API const char *vlm_last_error(void);
+
+/* A constant English name for a status code ("not found"). Never NULL. */
+VLM_API const char *vlm_status_name(vlm_status status);
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* Versions                                                                                               */
+/* ------------------------------------------------------------------------------------------------------ */
+
+/* The library's version as "MAJOR.MINOR.PATCH" (a constant string). */
+VLM_API const char *vlm_version(void);
+/* The library's version as MAJOR*10000 + MINOR*100 + PATCH. */
+VLM_API int vlm_version_number(void);
+/* The library's ABI version (its SOVERSION); equals VLMRT_ABI_VERSION of a compatible header. */
+VLM_API int vlm_abi_version(void);
+
+/* Frees a string the library returned. Accepts NULL. */
+VLM_API void vlm_string_free(char *str);
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* Models on disk                                                                                         */
+/* ------------------------------------------------------------------------------------------------------ */
+
+/* Resolves a model reference to a local folder, without any network access.
+**   `model` is a local folder, or a Hugging Face repository id ("Qwen/Qwen2-VL-2B-Instruct", optionally
+**   followed by "@<revision>", a branch, tag or commit hash) looked up in the Hugging Face cache:
+**   $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub.
+** On success *out_path receives the folder (free it with vlm_string_free). When nothing is found the
+** message lists every place searched. */
+VLM_API vlm_status vlm_model_locate(const char *model, char **out_path);
+
+/* A safetensors checkpoint (one file, or shards listed by an index), opened read-only for inspection.
+** Thread rules: a vlm_checkpoint may be read from several threads at once; free it from one thread once. */
+typedef struct vlm_checkpoint vlm_checkpoint;
+
+/* Describes one tensor. The strings and the shape array belong to the checkpoint and stay valid until
+** vlm_checkpoint_free. */
+typedef struct vlm_tensor_info {
+  const char *name;     /* the checkpoint key, e.g. "model.layers.0.self_attn.q_proj.weight" */
+  const char *dtype;    /* the safetensors dtype name: "F32", "BF16", "I64", ... */
+  size_t ndim;
+  const int64_t *shape; /* ndim sizes */
+  uint64_t nbytes;
+} vlm_tensor_info;
+
+/* Opens `path`: a folder holding model.safetensors or model.safetensors.index.json (or, when those are
+** absent, adapter_model.safetensors), a .safetensors file, or an index .json file. The whole header is
+** validated; a malformed file fails with VLM_ERR_CORRUPT_DATA naming the file and tensor, and a pickle
+** checkpoint (pytorch_model.bin) with VLM_ERR_UNSUPPORTED explaining how to convert it. */
+VLM_API vlm_status vlm_checkpoint_open(const char *path, vlm_checkpoint **out_checkpoint);
+/* The number of tensors (0 for NULL). Tensors are ordered by name. */
+VLM_API size_t vlm_checkpoint_tensor_count(const vlm_checkpoint *checkpoint);
+/* Fills *out_info for tensor `index` (0 <= index < count). Opens the tensor's shard if needed. */
+VLM_API vlm_status vlm_checkpoint_tensor_info(vlm_checkpoint *checkpoint, size_t index, vlm_tensor_info *out_info);
+VLM_API void vlm_checkpoint_free(vlm_checkpoint *checkpoint);
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* Images                                                                                                 */
+/* ------------------------------------------------------------------------------------------------------ */
+
+/* An 8-bit RGB image, rows top to bottom, pixels left to right, 3 bytes per pixel, no row padding. */
+typedef struct vlm_image {
+  uint32_t width;
+  uint32_t height;
+  uint8_t *pixels; /* width * height * 3 bytes */
+} vlm_image;
+
+typedef struct vlm_image_load_options {
+  size_t struct_size;
+  /* Images with more pixels than this are refused before decoding (decompression-bomb guard).
+  ** Default: 178956970, the limit at which Pillow refuses an image. 0 means no limit. */
+  uint64_t max_pixels;
+  /* Apply the EXIF orientation tag, as Hugging Face's load_image does. Default: 1. */
+  int apply_exif_orientation;
+} vlm_image_load_options;
+
+VLM_API void vlm_image_load_options_init(vlm_image_load_options *options);
+
+/* Decodes a PNG or JPEG file into RGB exactly as Pillow's Image.open(path) followed by
+** ImageOps.exif_transpose and convert("RGB") does. `options` may be NULL for the defaults.
+** On success *out_image receives a new image (free it with vlm_image_free). */
+VLM_API vlm_status vlm_image_load(const char *path, const vlm_image_load_options *options, vlm_image **out_image);
+/* Same, from bytes in memory. */
+VLM_API vlm_status vlm_image_decode(const void *data, size_t size, const vlm_image_load_options *options,
+                                    vlm_image **out_image);
+VLM_API void vlm_image_free(vlm_image *image);
+
+/* ---- Metrics (see the metrics section below) ---------------------------------------------------------- */
+/* VLM_METRICS_API_BEGIN */
+/* VLM_METRICS_API_END */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VLMRT_H */

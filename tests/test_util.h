@@ -1,0 +1,61 @@
+// Small helpers shared by the tests: temporary folders, fixture paths, and error assertions.
+#pragma once
+
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "base/error.h"
+
+namespace vlm::test {
+
+inline std::string fixture(const std::string& relative) { return std::string(VLM_FIXTURES_DIR) + "/" + relative; }
+
+// A fresh directory under $TMPDIR, removed with its contents at the end of the scope.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "vlmrt-test-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Runs `body`, requires a vlm::Error with the given code whose message contains every fragment.
+template <class F>
+void expect_error(F&& body, ErrorCode code, std::initializer_list<std::string> fragments) {
+  bool thrown = false;
+  try {
+    body();
+  } catch (const Error& e) {
+    thrown = true;
+    CHECK_MESSAGE(e.code() == code, "error code " << error_code_name(e.code()) << ": " << e.what());
+    for (const auto& f : fragments) CHECK_MESSAGE(std::string(e.what()).find(f) != std::string::npos, "message '" << e.what() << "' lacks '" << f << "'");
+  }
+  CHECK_MESSAGE(thrown, "expected a vlm::Error(" << error_code_name(code) << ")");
+}
+
+}  // namespace vlm::test
