@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
@@ -88,4 +89,35 @@ TEST_CASE("BOOL tensors with bytes other than 0 and 1 are refused") {
   write_safetensors(dir.file("b.safetensors"), {{"mask", DType::BOOL, {3}, bad, 3}});
   auto ckpt = Checkpoint::open(dir.file("b.safetensors"));
   expect_error([&] { load_tensor(*ckpt, "mask"); }, ErrorCode::corrupt_data, {"\"mask\"", "byte value 2"});
+}
+
+// Deterministic files for the reference reader: with VLM_TEST_OUTPUT_DIR set they are kept there, and
+// tools/oracle/check_written_safetensors.py verifies that the `safetensors` package loads them with these values.
+TEST_CASE("files written for the reference reader") {
+  TempDir tmp;
+  const char* keep = std::getenv("VLM_TEST_OUTPUT_DIR");
+  const std::string out = keep ? std::string(keep) : tmp.path();
+  auto base = torch::arange(24, torch::kFloat32).reshape({4, 6}) / 8 - 1;
+  NamedTensors tensors = {{"f32", base},
+                          {"f16", base.to(torch::kFloat16)},
+                          {"bf16", base.to(torch::kBFloat16)},
+                          {"f64", base.to(torch::kFloat64)},
+                          {"transposed", base.t()},
+                          {"i64", torch::arange(-3, 3, torch::kInt64)},
+                          {"i32", torch::arange(-3, 3, torch::kInt32)},
+                          {"i16", torch::arange(-3, 3, torch::kInt16)},
+                          {"i8", torch::arange(-3, 3, torch::kInt8)},
+                          {"u8", torch::arange(250, 256, torch::kInt32).to(torch::kUInt8)},
+                          {"mask", base > 0},
+                          {"scalar", torch::tensor(2.5)}};
+  save_tensors(out + "/single.safetensors", tensors, {{"format", "pt"}, {"writer", "vlmrt"}});
+  save_checkpoint(out + "/sharded", tensors, 128, {{"format", "pt"}});
+  auto single = Checkpoint::open(out + "/single.safetensors");
+  auto sharded = Checkpoint::open(out + "/sharded");
+  CHECK(sharded->shard_count() >= 3);
+  for (const auto& [name, tensor] : tensors) {
+    CAPTURE(name);
+    CHECK(torch::equal(load_tensor(*single, name), tensor.contiguous()));
+    CHECK(torch::equal(load_tensor(*sharded, name), tensor.contiguous()));
+  }
 }
