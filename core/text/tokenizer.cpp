@@ -1,0 +1,706 @@
+#include "text/tokenizer.h"
+
+#include <algorithm>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <nlohmann/json.hpp>
+#include <sentencepiece_processor.h>
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "text/pipeline.h"
+#include "text/unicode.h"
+
+namespace vlm {
+namespace {
+
+using json = nlohmann::json;
+using text::Piece;
+
+struct AddedToken {
+  std::string content;
+  std::int32_t id = -1;
+  bool special = false;
+  bool normalized = true;
+  bool lstrip = false;
+  bool rstrip = false;
+  bool single_word = false;
+};
+
+// Leftmost-longest matcher over the added tokens (what tokenizers builds with aho-corasick).
+class TokenMatcher {
+ public:
+  void add(const std::string& pattern, std::size_t token_index) {
+    if (pattern.empty()) return;
+    std::int32_t node = 0;
+    for (unsigned char b : pattern) {
+      std::int32_t next = child(node, b);
+      if (next < 0) {
+        next = static_cast<std::int32_t>(nodes_.size());
+        nodes_[node].children.emplace_back(b, next);
+        nodes_.emplace_back();
+      }
+      node = next;
+    }
+    nodes_[node].token = static_cast<std::int64_t>(token_index);
+    first_byte_[static_cast<unsigned char>(pattern[0])] = true;
+    empty_ = false;
+  }
+  bool empty() const { return empty_; }
+  // The longest pattern starting at `pos`: (length, token index) or length 0.
+  std::pair<std::size_t, std::size_t> longest_at(std::string_view s, std::size_t pos) const {
+    if (!first_byte_[static_cast<unsigned char>(s[pos])]) return {0, 0};
+    std::int32_t node = 0;
+    std::pair<std::size_t, std::size_t> best{0, 0};
+    for (std::size_t k = pos; k < s.size(); ++k) {
+      node = child(node, static_cast<unsigned char>(s[k]));
+      if (node < 0) break;
+      if (nodes_[node].token >= 0) best = {k + 1 - pos, static_cast<std::size_t>(nodes_[node].token)};
+    }
+    return best;
+  }
+
+ private:
+  struct Node {
+    std::vector<std::pair<unsigned char, std::int32_t>> children;
+    std::int64_t token = -1;
+  };
+  std::int32_t child(std::int32_t node, unsigned char b) const {
+    for (const auto& [byte, next] : nodes_[node].children)
+      if (byte == b) return next;
+    return -1;
+  }
+  std::vector<Node> nodes_{1};
+  bool first_byte_[256] = {};
+  bool empty_ = true;
+};
+
+// A stretch of text between added tokens, or an added token (id >= 0).
+struct Segment {
+  std::string text;
+  std::int32_t id = -1;
+  bool at_start = false;
+};
+
+bool ends_with_word(std::string_view s) {
+  if (s.empty()) return false;
+  std::size_t start = s.size() - 1;
+  while (start > 0 && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80) --start;
+  return text::is_alphanumeric(text::next_code_point(s, start));
+}
+
+bool starts_with_word(std::string_view s) {
+  if (s.empty()) return false;
+  std::size_t i = 0;
+  return text::is_alphanumeric(text::next_code_point(s, i));
+}
+
+// Byte offset just after the last non-whitespace character of s (0 if all whitespace).
+std::size_t space_leftmost_at_end(std::string_view s) {
+  std::size_t i = 0, result = 0;
+  while (i < s.size()) {
+    const char32_t c = text::next_code_point(s, i);
+    if (!text::is_whitespace(c)) result = i;
+  }
+  return result;
+}
+
+// Byte length of the whitespace run at the start of s.
+std::size_t space_rightmost_at_start(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const std::size_t at = i;
+    if (!text::is_whitespace(text::next_code_point(s, i))) return at;
+  }
+  return s.size();
+}
+
+std::optional<std::string> token_content(const json& j) {
+  if (j.is_string()) return j.get<std::string>();
+  if (j.is_object() && j.contains("content") && j["content"].is_string()) return j["content"].get<std::string>();
+  return std::nullopt;
+}
+
+std::string clean_up_tokenization(std::string s) {
+  static const std::pair<const char*, const char*> kRules[] = {
+      {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"},
+      {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+  for (auto [from, to] : kRules) {
+    std::string out;
+    std::size_t prev = 0, pos;
+    const std::string_view f(from);
+    while ((pos = s.find(f, prev)) != std::string::npos) {
+      out.append(s, prev, pos - prev);
+      out += to;
+      prev = pos + f.size();
+    }
+    out.append(s, prev, std::string::npos);
+    s.swap(out);
+  }
+  return s;
+}
+
+}  // namespace
+
+struct Tokenizer::Impl {
+  TokenizerOptions options;
+  TokenizerConfig config;
+  std::string source;  // for error messages
+
+  // tokenizer.json pipeline
+  std::unique_ptr<text::Normalizer> normalizer;
+  std::unique_ptr<text::PreTokenizer> pre_tokenizer;
+  std::unique_ptr<text::Model> model;
+  std::unique_ptr<text::PostProcessor> post_processor;
+  std::unique_ptr<text::Decoder> decoder;
+  std::vector<AddedToken> added;
+  std::unordered_map<std::int32_t, std::size_t> added_by_id;
+  std::unordered_map<std::string, std::size_t> added_by_content;
+  std::unordered_set<std::string> special_contents;
+  TokenMatcher raw_matcher, normalized_matcher;
+
+  // tokenizer.model
+  std::unique_ptr<sentencepiece::SentencePieceProcessor> spm;
+
+  std::optional<std::int32_t> bos, eos, unk, pad;
+
+  void add_token(AddedToken t) {
+    auto it = added_by_content.find(t.content);
+    if (it != added_by_content.end()) {
+      added[it->second] = t;
+      added_by_id[t.id] = it->second;
+    } else {
+      added_by_content[t.content] = added.size();
+      added_by_id[t.id] = added.size();
+      added.push_back(t);
+    }
+    if (t.special) special_contents.insert(t.content);
+  }
+
+  void build_matchers() {
+    raw_matcher = TokenMatcher();
+    normalized_matcher = TokenMatcher();
+    for (std::size_t i = 0; i < added.size(); ++i) {
+      const AddedToken& t = added[i];
+      if (t.normalized) {
+        std::string pattern = t.content;
+        if (normalizer) normalizer->normalize(pattern);
+        normalized_matcher.add(pattern, i);
+      } else {
+        raw_matcher.add(t.content, i);
+      }
+    }
+  }
+
+  // tokenizers' AddedVocabulary::find_matches on one segment.
+  void split_added(const Segment& seg, const TokenMatcher& matcher, std::vector<Segment>& out) const {
+    const std::string& s = seg.text;
+    if (matcher.empty() || s.empty()) {
+      if (!s.empty()) out.push_back(seg);
+      return;
+    }
+    std::size_t start_offset = 0;
+    std::size_t pos = 0;
+    auto emit = [&](std::size_t a, std::size_t b, std::int32_t id) {
+      if (b <= a) return;
+      out.push_back({s.substr(a, b - a), id, seg.at_start && a == 0});
+    };
+    while (pos < s.size()) {
+      auto [len, index] = matcher.longest_at(s, pos);
+      if (len == 0) {
+        ++pos;
+        continue;
+      }
+      std::size_t start = pos, stop = pos + len;
+      pos = stop;  // non-overlapping scan continues after this match, whether it is kept or not
+      const AddedToken& t = added[index];
+      if (t.single_word) {
+        const bool start_space = start == 0 || !ends_with_word(std::string_view(s).substr(0, start));
+        const bool stop_space = stop == s.size() || !starts_with_word(std::string_view(s).substr(stop));
+        if (!start_space || !stop_space) continue;
+      }
+      if (t.lstrip) start = std::max(space_leftmost_at_end(std::string_view(s).substr(0, start)), start_offset);
+      if (t.rstrip) stop += space_rightmost_at_start(std::string_view(s).substr(stop));
+      if (start_offset < start) emit(start_offset, start, -1);
+      out.push_back({s.substr(start, stop - start), t.id, seg.at_start && start == 0});
+      start_offset = stop;
+    }
+    if (start_offset < s.size()) emit(start_offset, s.size(), -1);
+  }
+
+  void encode_valid(std::string_view input, bool add_special, std::vector<std::int32_t>& ids) const {
+    if (spm) {
+      std::vector<int> pieces;
+      const auto status = spm->Encode(absl::string_view(input.data(), input.size()), &pieces);
+      if (!status.ok()) fail(ErrorCode::internal, "sentencepiece Encode failed: " + status.ToString());
+      if (add_special && config.add_bos_token && bos) ids.push_back(*bos);
+      ids.insert(ids.end(), pieces.begin(), pieces.end());
+      if (add_special && config.add_eos_token && eos) ids.push_back(*eos);
+      return;
+    }
+    std::vector<Segment> segments;
+    split_added({std::string(input), -1, true}, raw_matcher, segments);
+    std::vector<Segment> normalized_segments;
+    normalized_segments.reserve(segments.size());
+    for (Segment& seg : segments) {
+      if (seg.id >= 0) {
+        normalized_segments.push_back(std::move(seg));
+        continue;
+      }
+      if (normalizer) normalizer->normalize(seg.text);
+      split_added(seg, normalized_matcher, normalized_segments);
+    }
+    std::vector<Piece> pieces;
+    for (Segment& seg : normalized_segments) {
+      if (seg.id >= 0) {
+        ids.push_back(seg.id);
+        continue;
+      }
+      pieces.clear();
+      pieces.push_back({std::move(seg.text), seg.at_start});
+      if (pre_tokenizer) pre_tokenizer->pre_tokenize(pieces);
+      for (const Piece& p : pieces) model->tokenize(p.text, ids);
+    }
+    if (add_special && post_processor) post_processor->process(ids);
+  }
+
+  std::optional<std::int32_t> token_to_id(std::string_view token) const {
+    if (spm) {
+      const int id = spm->PieceToId(absl::string_view(token.data(), token.size()));
+      if (id == spm->unk_id() && token != spm->IdToPiece(id)) return std::nullopt;
+      return id;
+    }
+    auto it = added_by_content.find(std::string(token));
+    if (it != added_by_content.end()) return added[it->second].id;
+    return model->token_to_id(token);
+  }
+
+  const std::string* id_to_token(std::int32_t id) const {
+    auto it = added_by_id.find(id);
+    if (it != added_by_id.end()) return &added[it->second].content;
+    return model->id_to_token(id);
+  }
+
+  void resolve_specials() {
+    auto find = [&](const std::optional<std::string>& t) -> std::optional<std::int32_t> {
+      if (!t) return std::nullopt;
+      return token_to_id(*t);
+    };
+    bos = find(config.bos_token);
+    eos = find(config.eos_token);
+    unk = find(config.unk_token);
+    pad = find(config.pad_token);
+  }
+};
+
+namespace {
+
+void read_config(Tokenizer::Impl& impl, const std::string& config_text, const std::string& where) {
+  if (config_text.empty()) return;
+  json c;
+  try {
+    c = json::parse(config_text);
+  } catch (const json::exception& e) {
+    fail(ErrorCode::corrupt_data, where + ": not valid JSON: " + e.what());
+  }
+  if (!c.is_object()) fail(ErrorCode::corrupt_data, where + ": expected a JSON object");
+  TokenizerConfig& cfg = impl.config;
+  cfg.tokenizer_class = c.value("tokenizer_class", "");
+  if (c.contains("bos_token")) cfg.bos_token = token_content(c["bos_token"]);
+  if (c.contains("eos_token")) cfg.eos_token = token_content(c["eos_token"]);
+  if (c.contains("unk_token")) cfg.unk_token = token_content(c["unk_token"]);
+  if (c.contains("pad_token")) cfg.pad_token = token_content(c["pad_token"]);
+  auto flag = [&](const char* key, bool fallback) {
+    auto it = c.find(key);
+    return it != c.end() && it->is_boolean() ? it->get<bool>() : fallback;
+  };
+  cfg.add_bos_token = flag("add_bos_token", cfg.add_bos_token);
+  cfg.add_eos_token = flag("add_eos_token", cfg.add_eos_token);
+  cfg.clean_up_tokenization_spaces = flag("clean_up_tokenization_spaces", false);
+  if (c.contains("model_max_length") && c["model_max_length"].is_number())
+    cfg.model_max_length = c["model_max_length"].get<double>();
+  cfg.padding_side = c.value("padding_side", cfg.padding_side);
+  if (c.contains("chat_template")) {
+    const json& t = c["chat_template"];
+    if (t.is_string()) {
+      cfg.chat_template = t.get<std::string>();
+    } else if (t.is_array()) {  // a list of named templates: take "default"
+      for (const json& item : t)
+        if (item.value("name", "") == "default") cfg.chat_template = item.value("template", "");
+    }
+  }
+  // Tokens declared only in the config are added as transformers does.
+  if (c.contains("added_tokens_decoder") && c["added_tokens_decoder"].is_object() && !impl.spm) {
+    bool changed = false;
+    for (auto it = c["added_tokens_decoder"].begin(); it != c["added_tokens_decoder"].end(); ++it) {
+      const json& t = it.value();
+      AddedToken a;
+      try {
+        a.id = std::stoi(it.key());
+      } catch (const std::exception&) {
+        fail(ErrorCode::corrupt_data, where + ": added_tokens_decoder key \"" + it.key() + "\" is not an id");
+      }
+      a.content = t.value("content", "");
+      if (a.content.empty() || impl.added_by_id.count(a.id)) continue;
+      a.special = t.value("special", false);
+      a.normalized = t.value("normalized", !a.special);
+      a.lstrip = t.value("lstrip", false);
+      a.rstrip = t.value("rstrip", false);
+      a.single_word = t.value("single_word", false);
+      impl.add_token(a);
+      changed = true;
+    }
+    if (changed) impl.build_matchers();
+  }
+}
+
+// transformers 5.x LlamaTokenizer rebuilds the pipeline around the file's vocab and merges.
+void apply_transformers_class_rules(json& tj, const std::string& config_text) {
+  if (config_text.empty()) return;
+  json c = json::parse(config_text, nullptr, false);
+  if (!c.is_object()) return;
+  const std::string cls = c.value("tokenizer_class", "");
+  if (cls != "LlamaTokenizer" && cls != "LlamaTokenizerFast") return;
+  if (!tj.contains("model") || tj["model"].value("type", "BPE") != "BPE") return;
+  const bool add_prefix_space = c.contains("add_prefix_space") && c["add_prefix_space"].is_boolean()
+                                    ? c["add_prefix_space"].get<bool>()
+                                    : true;
+  const bool legacy = c.contains("legacy") && c["legacy"].is_boolean() ? c["legacy"].get<bool>() : false;
+  const std::string scheme = add_prefix_space ? (legacy ? "always" : "first") : "never";
+  tj["normalizer"] = nullptr;
+  tj["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", scheme},
+                         {"split", false}};
+  json decoders = json::array({{{"type", "Replace"}, {"pattern", {{"String", "\xE2\x96\x81"}}}, {"content", " "}},
+                               {{"type", "ByteFallback"}},
+                               {{"type", "Fuse"}}});
+  if (add_prefix_space) decoders.push_back({{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}});
+  tj["decoder"] = {{"type", "Sequence"}, {"decoders", decoders}};
+  tj["model"]["unk_token"] = nullptr;
+}
+
+std::unique_ptr<Tokenizer::Impl> build_from_json(const std::string& tokenizer_json, const std::string& config_text,
+                                                 const TokenizerOptions& options, const std::string& where) {
+  json tj;
+  try {
+    tj = json::parse(tokenizer_json);
+  } catch (const json::exception& e) {
+    fail(ErrorCode::corrupt_data, where + ": not valid JSON: " + e.what());
+  }
+  if (!tj.is_object() || !tj.contains("model"))
+    fail(ErrorCode::corrupt_data, where + ": not a tokenizer.json (no \"model\" section)");
+  if (options.flavor == TokenizerOptions::Flavor::transformers) apply_transformers_class_rules(tj, config_text);
+  auto impl = std::make_unique<Tokenizer::Impl>();
+  impl->options = options;
+  impl->source = where;
+  auto section = [&](const char* key) -> const json& {
+    static const json null_json;
+    auto it = tj.find(key);
+    return it == tj.end() ? null_json : *it;
+  };
+  try {
+    impl->normalizer = text::make_normalizer(section("normalizer"), "normalizer");
+    impl->pre_tokenizer = text::make_pre_tokenizer(section("pre_tokenizer"), "pre_tokenizer");
+    impl->model = text::make_model(tj["model"], "model");
+    impl->post_processor = text::make_post_processor(section("post_processor"), "post_processor");
+    impl->decoder = text::make_decoder(section("decoder"), "decoder");
+    const json& added = section("added_tokens");
+    for (std::size_t i = 0; added.is_array() && i < added.size(); ++i) {
+      const json& t = added[i];
+      AddedToken a;
+      a.id = t.at("id").get<std::int32_t>();
+      a.content = t.at("content").get<std::string>();
+      a.special = t.value("special", false);
+      a.normalized = t.value("normalized", !a.special);
+      a.lstrip = t.value("lstrip", false);
+      a.rstrip = t.value("rstrip", false);
+      a.single_word = t.value("single_word", false);
+      impl->add_token(a);
+    }
+  } catch (const json::exception& e) {
+    fail(ErrorCode::corrupt_data, where + ": malformed section: " + e.what());
+  } catch (const Error& e) {
+    throw Error(e.code(), where + ": " + e.what());
+  }
+  impl->build_matchers();
+  read_config(*impl, config_text, where + " (tokenizer_config.json)");
+  impl->resolve_specials();
+  return impl;
+}
+
+std::string read_optional(const std::string& path) { return path_exists(path) ? read_file(path) : std::string(); }
+
+std::string parent_dir(const std::string& path) {
+  const std::size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+std::unique_ptr<Tokenizer::Impl> build_gpt2_pair(const std::string& vocab, const std::string& merges,
+                                                 const std::string& config_text) {
+  auto impl = std::make_unique<Tokenizer::Impl>();
+  impl->source = vocab;
+  impl->model = text::make_bpe_from_files(vocab, merges);
+  impl->pre_tokenizer = text::make_pre_tokenizer(
+      json{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}, "pre_tokenizer");
+  impl->decoder = text::make_decoder(json{{"type", "ByteLevel"}}, "decoder");
+  impl->post_processor = text::make_post_processor(json{{"type", "ByteLevel"}}, "post_processor");
+  if (auto id = impl->model->token_to_id("<|endoftext|>")) {
+    impl->add_token({"<|endoftext|>", *id, true, false, false, false, false});
+    impl->config.bos_token = impl->config.eos_token = impl->config.unk_token = "<|endoftext|>";
+  }
+  impl->build_matchers();
+  read_config(*impl, config_text, parent_dir(vocab) + "/tokenizer_config.json");
+  impl->resolve_specials();
+  return impl;
+}
+
+std::unique_ptr<Tokenizer::Impl> build_sentencepiece(const std::string& path, const std::string& config_text) {
+  auto impl = std::make_unique<Tokenizer::Impl>();
+  impl->source = path;
+  impl->spm = std::make_unique<sentencepiece::SentencePieceProcessor>();
+  const auto status = impl->spm->Load(path);
+  if (!status.ok()) fail(ErrorCode::corrupt_data, path + ": not a SentencePiece model: " + status.ToString());
+  // Defaults of transformers' SentencePiece tokenizers: BOS added, EOS not.
+  auto piece = [&](int id) -> std::optional<std::string> {
+    if (id < 0) return std::nullopt;
+    return impl->spm->IdToPiece(id);
+  };
+  impl->config.bos_token = piece(impl->spm->bos_id());
+  impl->config.eos_token = piece(impl->spm->eos_id());
+  impl->config.unk_token = piece(impl->spm->unk_id());
+  impl->config.pad_token = piece(impl->spm->pad_id());
+  impl->config.add_bos_token = impl->spm->bos_id() >= 0;
+  read_config(*impl, config_text, parent_dir(path) + "/tokenizer_config.json");
+  impl->resolve_specials();
+  return impl;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Tokenizer::~Tokenizer() = default;
+
+std::shared_ptr<Tokenizer> Tokenizer::load(const std::string& folder_or_file, const TokenizerOptions& options) {
+  std::unique_ptr<Impl> impl;
+  if (is_directory(folder_or_file)) {
+    const std::string& dir = folder_or_file;
+    const std::string config_text = read_optional(join_path(dir, "tokenizer_config.json"));
+    if (path_exists(join_path(dir, "tokenizer.json"))) {
+      const std::string path = join_path(dir, "tokenizer.json");
+      impl = build_from_json(read_file(path), config_text, options, path);
+    } else if (path_exists(join_path(dir, "vocab.json")) && path_exists(join_path(dir, "merges.txt"))) {
+      impl = build_gpt2_pair(join_path(dir, "vocab.json"), join_path(dir, "merges.txt"), config_text);
+    } else if (path_exists(join_path(dir, "tokenizer.model"))) {
+      impl = build_sentencepiece(join_path(dir, "tokenizer.model"), config_text);
+    } else {
+      fail(ErrorCode::not_found, dir + ": no tokenizer.json, vocab.json + merges.txt or tokenizer.model in this folder");
+    }
+  } else if (!path_exists(folder_or_file)) {
+    fail(ErrorCode::not_found, folder_or_file + ": no such tokenizer file or folder");
+  } else if (ends_with(folder_or_file, ".model")) {
+    impl = build_sentencepiece(folder_or_file, "");
+  } else if (ends_with(folder_or_file, "vocab.json")) {
+    const std::string merges = join_path(parent_dir(folder_or_file), "merges.txt");
+    if (!path_exists(merges)) fail(ErrorCode::not_found, merges + ": merges.txt must sit next to " + folder_or_file);
+    impl = build_gpt2_pair(folder_or_file, merges, "");
+  } else {
+    impl = build_from_json(read_file(folder_or_file), "", options, folder_or_file);
+  }
+  impl->options = options;
+  return std::shared_ptr<Tokenizer>(new Tokenizer(std::move(impl)));
+}
+
+std::shared_ptr<Tokenizer> Tokenizer::from_json(const std::string& tokenizer_json, const std::string& config_json,
+                                                const TokenizerOptions& options) {
+  return std::shared_ptr<Tokenizer>(
+      new Tokenizer(build_from_json(tokenizer_json, config_json, options, "tokenizer.json (in memory)")));
+}
+
+std::vector<std::int32_t> Tokenizer::encode(std::string_view input, bool add_special_tokens) const {
+  std::vector<std::int32_t> ids;
+  if (text::is_valid_utf8(input)) {
+    impl_->encode_valid(input, add_special_tokens, ids);
+  } else {
+    const std::string fixed = text::to_valid_utf8(input);
+    impl_->encode_valid(fixed, add_special_tokens, ids);
+  }
+  return ids;
+}
+
+std::vector<std::int32_t> Tokenizer::encode_strict(std::string_view input, bool add_special_tokens) const {
+  std::size_t bad = 0;
+  if (!text::is_valid_utf8(input, &bad))
+    fail(ErrorCode::invalid_argument, "text to tokenize is not valid UTF-8 (first invalid byte at offset " +
+                                          std::to_string(bad) + "); decode it as UTF-8 first or use encode()");
+  std::vector<std::int32_t> ids;
+  impl_->encode_valid(input, add_special_tokens, ids);
+  return ids;
+}
+
+std::vector<std::vector<std::int32_t>> Tokenizer::encode_batch(const std::vector<std::string>& texts,
+                                                               bool add_special_tokens, int num_threads) const {
+  std::vector<std::vector<std::int32_t>> out(texts.size());
+  std::size_t threads = num_threads > 0 ? static_cast<std::size_t>(num_threads)
+                                        : std::max(1u, std::thread::hardware_concurrency());
+  threads = std::min(threads, texts.size());
+  if (threads <= 1) {
+    for (std::size_t i = 0; i < texts.size(); ++i) out[i] = encode(texts[i], add_special_tokens);
+    return out;
+  }
+  std::vector<std::thread> pool;
+  std::vector<std::exception_ptr> errors(threads);
+  for (std::size_t t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      try {
+        for (std::size_t i = t; i < texts.size(); i += threads) out[i] = encode(texts[i], add_special_tokens);
+      } catch (...) {
+        errors[t] = std::current_exception();
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  return out;
+}
+
+std::string Tokenizer::decode(const std::vector<std::int32_t>& ids, const DecodeOptions& options) const {
+  for (std::int32_t id : ids)
+    if (id < 0) fail(ErrorCode::invalid_argument, "decode: negative token id " + std::to_string(id));
+  const Impl& m = *impl_;
+  const bool cleanup = options.clean_up_tokenization_spaces.value_or(m.config.clean_up_tokenization_spaces);
+  std::string text;
+  if (m.spm) {
+    std::vector<int> kept;
+    for (std::int32_t id : ids) {
+      if (id >= m.spm->GetPieceSize()) continue;
+      if (options.skip_special_tokens && (m.spm->IsControl(id) || m.spm->IsUnknown(id))) continue;
+      kept.push_back(id);
+    }
+    const auto status = m.spm->Decode(kept, &text);
+    if (!status.ok()) fail(ErrorCode::internal, "sentencepiece Decode failed: " + status.ToString());
+  } else {
+    std::vector<std::string> tokens;
+    tokens.reserve(ids.size());
+    for (std::int32_t id : ids) {
+      const std::string* t = m.id_to_token(id);
+      if (!t) continue;
+      if (options.skip_special_tokens && m.special_contents.count(*t)) continue;
+      tokens.push_back(*t);
+    }
+    if (m.decoder) {
+      m.decoder->decode_chain(tokens);
+      for (const auto& t : tokens) text += t;
+    } else {
+      for (std::size_t i = 0; i < tokens.size(); ++i) {
+        if (i) text += ' ';
+        text += tokens[i];
+      }
+    }
+  }
+  // transformers 5.x ignores the cleanup for BPE models (it would corrupt their output).
+  const bool skip_for_bpe = m.options.flavor == TokenizerOptions::Flavor::transformers && m.model &&
+                            m.model->kind() == "BPE" && !options.clean_up_tokenization_spaces.has_value();
+  if (cleanup && !skip_for_bpe) text = clean_up_tokenization(std::move(text));
+  return text;
+}
+
+std::optional<std::int32_t> Tokenizer::token_to_id(std::string_view token) const { return impl_->token_to_id(token); }
+
+std::optional<std::string> Tokenizer::id_to_token(std::int32_t id) const {
+  if (impl_->spm) {
+    if (id < 0 || id >= impl_->spm->GetPieceSize()) return std::nullopt;
+    return impl_->spm->IdToPiece(id);
+  }
+  const std::string* t = impl_->id_to_token(id);
+  if (!t) return std::nullopt;
+  return *t;
+}
+
+std::size_t Tokenizer::vocab_size() const {
+  if (impl_->spm) return static_cast<std::size_t>(impl_->spm->GetPieceSize());
+  std::size_t n = impl_->model->vocab_size();
+  for (const AddedToken& t : impl_->added)
+    if (!impl_->model->token_to_id(t.content)) ++n;
+  return n;
+}
+
+bool Tokenizer::is_special(std::int32_t id) const {
+  if (impl_->spm) return id >= 0 && id < impl_->spm->GetPieceSize() && impl_->spm->IsControl(id);
+  auto it = impl_->added_by_id.find(id);
+  return it != impl_->added_by_id.end() && impl_->added[it->second].special;
+}
+
+std::vector<std::int32_t> Tokenizer::special_ids() const {
+  std::set<std::int32_t> ids;
+  if (impl_->spm) {
+    for (int i = 0; i < impl_->spm->GetPieceSize(); ++i)
+      if (impl_->spm->IsControl(i)) ids.insert(i);
+  }
+  for (const AddedToken& t : impl_->added)
+    if (t.special) ids.insert(t.id);
+  return {ids.begin(), ids.end()};
+}
+
+std::optional<std::int32_t> Tokenizer::bos_id() const { return impl_->bos; }
+std::optional<std::int32_t> Tokenizer::eos_id() const { return impl_->eos; }
+std::optional<std::int32_t> Tokenizer::unk_id() const { return impl_->unk; }
+std::optional<std::int32_t> Tokenizer::pad_id() const { return impl_->pad; }
+const TokenizerConfig& Tokenizer::config() const { return impl_->config; }
+std::string Tokenizer::model_kind() const { return impl_->spm ? "SentencePiece" : impl_->model->kind(); }
+
+// ------------------------------------------------------------------------------------------ streaming decode
+
+IncrementalDecoder::IncrementalDecoder(std::shared_ptr<const Tokenizer> tokenizer, DecodeOptions options)
+    : tokenizer_(std::move(tokenizer)), options_(options) {
+  if (!tokenizer_) fail(ErrorCode::invalid_argument, "IncrementalDecoder needs a tokenizer (got null)");
+}
+
+namespace {
+bool ends_with_replacement(const std::string& s) {
+  return s.size() >= 3 && s.compare(s.size() - 3, 3, "\xEF\xBF\xBD") == 0;
+}
+}  // namespace
+
+std::string IncrementalDecoder::push(std::int32_t id) {
+  ids_.push_back(id);
+  const std::vector<std::int32_t> prefix(ids_.begin() + prefix_offset_, ids_.begin() + read_offset_);
+  const std::vector<std::int32_t> window(ids_.begin() + prefix_offset_, ids_.end());
+  const std::string prefix_text = tokenizer_->decode(prefix, options_);
+  const std::string new_text = tokenizer_->decode(window, options_);
+  // Hold back while the newest tokens end inside a character (decoded as U+FFFD for now).
+  if (new_text.size() <= prefix_text.size() || ends_with_replacement(new_text)) return std::string();
+  std::size_t cut = prefix_text.size();
+  while (cut < new_text.size() && (static_cast<unsigned char>(new_text[cut]) & 0xC0) == 0x80) ++cut;
+  prefix_offset_ = read_offset_;
+  read_offset_ = ids_.size();
+  return new_text.substr(cut);
+}
+
+std::string IncrementalDecoder::flush() {
+  std::string out;
+  if (read_offset_ < ids_.size()) {
+    const std::vector<std::int32_t> prefix(ids_.begin() + prefix_offset_, ids_.begin() + read_offset_);
+    const std::vector<std::int32_t> window(ids_.begin() + prefix_offset_, ids_.end());
+    const std::string prefix_text = tokenizer_->decode(prefix, options_);
+    const std::string new_text = tokenizer_->decode(window, options_);
+    std::size_t cut = std::min(prefix_text.size(), new_text.size());
+    while (cut < new_text.size() && (static_cast<unsigned char>(new_text[cut]) & 0xC0) == 0x80) ++cut;
+    out = new_text.substr(cut);
+  }
+  reset();
+  return out;
+}
+
+void IncrementalDecoder::reset() {
+  ids_.clear();
+  prefix_offset_ = read_offset_ = 0;
+}
+
+}  // namespace vlm
