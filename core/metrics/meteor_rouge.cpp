@@ -1,0 +1,224 @@
+// nltk 3.10.4 meteor_score (translate/meteor_score.py) and rouge_score 0.1.2 LCS scores (rouge_scorer.py).
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "metrics/metrics.h"
+#include "metrics/porter.h"
+#include "metrics/unicode.h"
+#include "metrics/wordnet.h"
+
+namespace vlm::metrics {
+namespace {
+
+struct Enum {
+  int index;  // position in the original token list
+  std::string word;
+};
+using Match = std::pair<int, int>;  // (hypothesis index, reference index)
+
+// _match_enums: hypothesis words from last to first take the last still-unmatched equal reference word.
+void match_enums(std::vector<Enum>& hyp, std::vector<Enum>& ref, std::vector<Match>& matches) {
+  std::unordered_map<std::string_view, std::vector<size_t>> ref_positions;
+  for (size_t j = 0; j < ref.size(); ++j) ref_positions[ref[j].word].push_back(j);
+  std::vector<bool> hyp_matched(hyp.size(), false), ref_matched(ref.size(), false);
+  for (size_t i = hyp.size(); i-- > 0;) {
+    auto it = ref_positions.find(hyp[i].word);
+    if (it == ref_positions.end() || it->second.empty()) continue;
+    size_t j = it->second.back();
+    it->second.pop_back();
+    hyp_matched[i] = true;
+    ref_matched[j] = true;
+    matches.emplace_back(hyp[i].index, ref[j].index);
+  }
+  std::vector<Enum> h2, r2;
+  for (size_t i = 0; i < hyp.size(); ++i) {
+    if (!hyp_matched[i]) h2.push_back(std::move(hyp[i]));
+  }
+  for (size_t j = 0; j < ref.size(); ++j) {
+    if (!ref_matched[j]) r2.push_back(std::move(ref[j]));
+  }
+  hyp.swap(h2);
+  ref.swap(r2);
+}
+
+// _enum_wordnetsyn_match: a hypothesis word matches the last unmatched reference word among its WordNet lemma
+// names (names with '_' skipped) or itself.
+void wordnet_match(std::vector<Enum>& hyp, std::vector<Enum>& ref, const WordNet& wordnet,
+                   std::vector<Match>& matches) {
+  std::unordered_map<std::string, std::vector<size_t>> ref_positions;
+  for (size_t j = 0; j < ref.size(); ++j) ref_positions[ref[j].word].push_back(j);
+  std::vector<bool> hyp_matched(hyp.size(), false), ref_matched(ref.size(), false);
+  for (size_t i = hyp.size(); i-- > 0;) {
+    std::vector<std::string> syns;
+    for (std::string& name : wordnet.lemma_names(hyp[i].word)) {
+      if (name.find('_') == std::string::npos) syns.push_back(std::move(name));
+    }
+    syns.push_back(hyp[i].word);
+    long best_j = -1;
+    std::vector<size_t>* best = nullptr;
+    for (const std::string& syn : syns) {
+      auto it = ref_positions.find(syn);
+      if (it == ref_positions.end() || it->second.empty()) continue;
+      if (static_cast<long>(it->second.back()) > best_j) {
+        best_j = static_cast<long>(it->second.back());
+        best = &it->second;
+      }
+    }
+    if (best) {
+      best->pop_back();
+      hyp_matched[i] = true;
+      ref_matched[best_j] = true;
+      matches.emplace_back(hyp[i].index, ref[best_j].index);
+    }
+  }
+  std::vector<Enum> h2, r2;
+  for (size_t i = 0; i < hyp.size(); ++i) {
+    if (!hyp_matched[i]) h2.push_back(std::move(hyp[i]));
+  }
+  for (size_t j = 0; j < ref.size(); ++j) {
+    if (!ref_matched[j]) r2.push_back(std::move(ref[j]));
+  }
+  hyp.swap(h2);
+  ref.swap(r2);
+}
+
+int count_chunks(const std::vector<Match>& matches) {
+  int chunks = 1;
+  for (size_t i = 0; i + 1 < matches.size(); ++i) {
+    if (!(matches[i + 1].first == matches[i].first + 1 && matches[i + 1].second == matches[i].second + 1)) ++chunks;
+  }
+  return chunks;
+}
+
+std::vector<std::vector<int>> lcs_table(const std::vector<std::string>& ref, const std::vector<std::string>& can) {
+  std::vector<std::vector<int>> t(ref.size() + 1, std::vector<int>(can.size() + 1, 0));
+  for (size_t i = 1; i <= ref.size(); ++i) {
+    for (size_t j = 1; j <= can.size(); ++j) {
+      t[i][j] = ref[i - 1] == can[j - 1] ? t[i - 1][j - 1] + 1 : std::max(t[i - 1][j], t[i][j - 1]);
+    }
+  }
+  return t;
+}
+
+int lcs_length(const std::vector<std::string>& ref, const std::vector<std::string>& can) {
+  // One row at a time: same values as _lcs_table's last cell.
+  std::vector<int> prev(can.size() + 1, 0), cur(can.size() + 1, 0);
+  for (size_t i = 1; i <= ref.size(); ++i) {
+    for (size_t j = 1; j <= can.size(); ++j) {
+      cur[j] = ref[i - 1] == can[j - 1] ? prev[j - 1] + 1 : std::max(prev[j], cur[j - 1]);
+    }
+    std::swap(prev, cur);
+  }
+  return prev[can.size()];
+}
+
+// lcs_ind: _backtrack_norec's reference indices of one LCS.
+std::vector<size_t> lcs_indices(const std::vector<std::string>& ref, const std::vector<std::string>& can) {
+  auto t = lcs_table(ref, can);
+  std::vector<size_t> out;
+  size_t i = ref.size(), j = can.size();
+  while (i > 0 && j > 0) {
+    if (ref[i - 1] == can[j - 1]) {
+      out.push_back(i - 1);
+      --i;
+      --j;
+    } else if (t[i][j - 1] > t[i - 1][j]) {
+      --j;
+    } else {
+      --i;
+    }
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+double fmeasure(double precision, double recall) {
+  if (precision + recall > 0) return 2 * precision * recall / (precision + recall);
+  return 0.0;
+}
+
+}  // namespace
+
+double single_meteor_score(const std::vector<std::string>& reference, const std::vector<std::string>& hypothesis,
+                           const WordNet* wordnet, double alpha, double beta, double gamma) {
+  std::vector<Enum> hyp, ref;
+  hyp.reserve(hypothesis.size());
+  ref.reserve(reference.size());
+  for (size_t i = 0; i < hypothesis.size(); ++i) hyp.push_back({static_cast<int>(i), python_lower_utf8(hypothesis[i])});
+  for (size_t j = 0; j < reference.size(); ++j) ref.push_back({static_cast<int>(j), python_lower_utf8(reference[j])});
+  const size_t translation_length = hyp.size();
+  const size_t reference_length = ref.size();
+
+  std::vector<Match> matches;
+  match_enums(hyp, ref, matches);
+  // Stem stage: the unmatched words are replaced by their stems, and the WordNet stage sees the stems.
+  for (Enum& e : hyp) e.word = porter_stem_utf8(e.word);
+  for (Enum& e : ref) e.word = porter_stem_utf8(e.word);
+  match_enums(hyp, ref, matches);
+  if (wordnet) wordnet_match(hyp, ref, *wordnet, matches);
+  std::sort(matches.begin(), matches.end(), [](const Match& a, const Match& b) { return a.first < b.first; });
+
+  const size_t matches_count = matches.size();
+  if (translation_length == 0 || reference_length == 0 || matches_count == 0) return 0.0;
+  const double precision = static_cast<double>(matches_count) / static_cast<double>(translation_length);
+  const double recall = static_cast<double>(matches_count) / static_cast<double>(reference_length);
+  const double denominator = alpha * precision + (1 - alpha) * recall;
+  if (denominator == 0.0) return 0.0;
+  const double fmean = (precision * recall) / denominator;
+  const double chunk_count = static_cast<double>(count_chunks(matches));
+  const double frag_frac = chunk_count / static_cast<double>(matches_count);
+  const double penalty = gamma * std::pow(frag_frac, beta);
+  return (1 - penalty) * fmean;
+}
+
+double rouge_lcs_f(const std::vector<std::string>& target, const std::vector<std::string>& prediction) {
+  if (target.empty() || prediction.empty()) return 0.0;
+  const int lcs = lcs_length(target, prediction);
+  const double precision = static_cast<double>(lcs) / static_cast<double>(prediction.size());
+  const double recall = static_cast<double>(lcs) / static_cast<double>(target.size());
+  return fmeasure(precision, recall);
+}
+
+double rouge_summary_lcs_f(const std::vector<std::vector<std::string>>& ref_sent,
+                           const std::vector<std::vector<std::string>>& can_sent) {
+  if (ref_sent.empty() || can_sent.empty()) return 0.0;
+  size_t m = 0, n = 0;
+  for (const auto& s : ref_sent) m += s.size();
+  for (const auto& s : can_sent) n += s.size();
+  if (n == 0 || m == 0) return 0.0;
+  std::unordered_map<std::string, long> cnt_r, cnt_c;
+  for (const auto& s : ref_sent) {
+    for (const auto& t : s) ++cnt_r[t];
+  }
+  for (const auto& s : can_sent) {
+    for (const auto& t : s) ++cnt_c[t];
+  }
+  long hits = 0;
+  for (const auto& r : ref_sent) {
+    // _union_lcs: the sorted union of the LCS reference indices against every candidate sentence.
+    std::vector<size_t> uni;
+    for (const auto& c : can_sent) {
+      auto ind = lcs_indices(r, c);
+      uni.insert(uni.end(), ind.begin(), ind.end());
+    }
+    std::sort(uni.begin(), uni.end());
+    uni.erase(std::unique(uni.begin(), uni.end()), uni.end());
+    for (size_t idx : uni) {
+      const std::string& t = r[idx];
+      auto ic = cnt_c.find(t);
+      auto ir = cnt_r.find(t);
+      if (ic != cnt_c.end() && ir != cnt_r.end() && ic->second > 0 && ir->second > 0) {
+        ++hits;
+        --ic->second;
+        --ir->second;
+      }
+    }
+  }
+  const double recall = static_cast<double>(hits) / static_cast<double>(m);
+  const double precision = static_cast<double>(hits) / static_cast<double>(n);
+  return fmeasure(precision, recall);
+}
+
+}  // namespace vlm::metrics

@@ -1,0 +1,93 @@
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "metrics/regex.h"
+
+#include <pcre2.h>
+
+#include "base/error.h"
+
+namespace vlm::metrics {
+
+struct Regex::Impl {
+  pcre2_code* code = nullptr;
+  std::string pattern;
+  std::string what;
+  ~Impl() {
+    if (code) pcre2_code_free(code);
+  }
+};
+
+namespace {
+std::string pcre2_message(int rc) {
+  PCRE2_UCHAR buf[256];
+  pcre2_get_error_message(rc, buf, sizeof buf);
+  return reinterpret_cast<const char*>(buf);
+}
+
+struct MatchData {
+  explicit MatchData(const pcre2_code* code) : data(pcre2_match_data_create_from_pattern(code, nullptr)) {
+    if (!data) fail(ErrorCode::out_of_memory, "PCRE2 could not allocate match data");
+  }
+  ~MatchData() { pcre2_match_data_free(data); }
+  pcre2_match_data* data;
+};
+}  // namespace
+
+Regex::Regex(const std::string& pattern, const std::string& what, bool unicode_classes) : impl_(std::make_unique<Impl>()) {
+  impl_->pattern = pattern;
+  impl_->what = what;
+  int err = 0;
+  PCRE2_SIZE offset = 0;
+  uint32_t options = PCRE2_UTF;
+  if (unicode_classes) options |= PCRE2_UCP;
+  impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), options, &err, &offset,
+                              nullptr);
+  if (!impl_->code) {
+    fail(ErrorCode::invalid_argument, what + ": the regular expression does not compile at offset " +
+                                          std::to_string(offset) + ": " + pcre2_message(err) +
+                                          " (PCRE2 syntax; pattern: " + pattern.substr(0, 200) + ")");
+  }
+  pcre2_jit_compile(impl_->code, PCRE2_JIT_COMPLETE);  // falls back to the interpreter when JIT is unavailable
+}
+
+Regex::~Regex() = default;
+Regex::Regex(Regex&&) noexcept = default;
+Regex& Regex::operator=(Regex&&) noexcept = default;
+
+bool Regex::search(std::string_view subject) const {
+  MatchData md(impl_->code);
+  int rc = pcre2_match(impl_->code, reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(), 0,
+                       PCRE2_NO_UTF_CHECK, md.data, nullptr);
+  if (rc == PCRE2_ERROR_NOMATCH) return false;
+  if (rc < 0) fail(ErrorCode::limit_exceeded, impl_->what + ": matching failed: " + pcre2_message(rc));
+  return true;
+}
+
+std::string Regex::replace_all(std::string_view subject, std::string_view replacement) const {
+  MatchData md(impl_->code);
+  auto* subj = reinterpret_cast<PCRE2_SPTR>(subject.data());
+  // Most rules match nothing in most texts: skip the substitution machinery then.
+  int rc = pcre2_match(impl_->code, subj, subject.size(), 0, PCRE2_NO_UTF_CHECK, md.data, nullptr);
+  if (rc == PCRE2_ERROR_NOMATCH) return std::string(subject);
+  if (rc < 0) fail(ErrorCode::limit_exceeded, impl_->what + ": matching failed: " + pcre2_message(rc));
+
+  std::string out(subject.size() * 2 + 64, '\0');
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    PCRE2_SIZE out_len = out.size();
+    rc = pcre2_substitute(impl_->code, subj, subject.size(), 0,
+                          PCRE2_SUBSTITUTE_GLOBAL | PCRE2_SUBSTITUTE_OVERFLOW_LENGTH | PCRE2_NO_UTF_CHECK, md.data,
+                          nullptr, reinterpret_cast<PCRE2_SPTR>(replacement.data()), replacement.size(),
+                          reinterpret_cast<PCRE2_UCHAR*>(out.data()), &out_len);
+    if (rc >= 0) {
+      out.resize(out_len);
+      return out;
+    }
+    if (rc == PCRE2_ERROR_NOMEMORY) {
+      out.assign(out_len, '\0');  // out_len now holds the size needed
+      continue;
+    }
+    fail(ErrorCode::invalid_argument, impl_->what + ": substitution failed: " + pcre2_message(rc));
+  }
+  fail(ErrorCode::internal, impl_->what + ": substitution output size changed between attempts");
+}
+
+}  // namespace vlm::metrics

@@ -1,0 +1,31 @@
+// A compiled PCRE2 pattern (UTF mode, JIT when available) with Python re.sub-like global substitution.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace vlm::metrics {
+
+class Regex {
+ public:
+  // `pattern` uses PCRE2 syntax. `what` names the pattern in error messages (e.g. "regexes_to_ignore[2]").
+  // `unicode_classes` makes \w, \d, \s and \b Unicode-aware (PCRE2_UCP), as they are in Python's re for str.
+  Regex(const std::string& pattern, const std::string& what, bool unicode_classes = false);
+  ~Regex();
+  Regex(Regex&&) noexcept;
+  Regex& operator=(Regex&&) noexcept;
+  Regex(const Regex&) = delete;
+  Regex& operator=(const Regex&) = delete;
+
+  bool search(std::string_view subject) const;
+  // Replaces every non-overlapping match, left to right. `replacement` uses PCRE2 syntax: $0, $1, ${1}, $$.
+  // The subject must be valid UTF-8 (checked by the caller).
+  std::string replace_all(std::string_view subject, std::string_view replacement) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vlm::metrics
