@@ -353,7 +353,7 @@ class CharPreTokenizer : public PreTokenizer {
 
 class WhitespacePreTokenizer : public PreTokenizer {
  public:
-  WhitespacePreTokenizer() : regex_("\\w+|[^\\w\\s]+") {}
+  WhitespacePreTokenizer() : regex_("\\w+|[^\\w\\s]+", /*rust_classes=*/true) {}
   void pre_tokenize(std::vector<Piece>& pieces) const override {
     split_all(pieces, Behavior::removed, true, [&](std::string_view t, Ranges& r) { regex_.find_all(t, r); });
   }

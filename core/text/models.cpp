@@ -2,7 +2,10 @@
 // word cache), Unigram (Viterbi over a byte trie), WordPiece and WordLevel. Behaviour follows Hugging Face
 // `tokenizers`; see tests/text/ for the conformance checks.
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <mutex>
 #include <queue>
@@ -162,7 +165,9 @@ class BpeModel : public Model {
       symbols.push_back({id, index - 1, -1, static_cast<std::uint32_t>(len)});
       if (index > 0) symbols[index - 1].next = index;
     };
-    std::optional<std::pair<std::int32_t, std::size_t>> unk;  // pending unknown run (id, byte length)
+    // Pending unknown run (id, byte length); unk_len == 0 means none.
+    std::int32_t unk_id_pending = -1;
+    std::size_t unk_len = 0;
     std::string s;
     std::size_t i = 0;
     while (i < w.size()) {
@@ -174,9 +179,9 @@ class BpeModel : public Model {
       if (start != 0 && !opt_.continuing_subword_prefix.empty()) s.insert(0, opt_.continuing_subword_prefix);
       if (i == w.size() && !opt_.end_of_word_suffix.empty()) s += opt_.end_of_word_suffix;
       if (auto id = vocab_.find(s)) {
-        if (unk) {
-          add(unk->first, unk->second);
-          unk.reset();
+        if (unk_len) {
+          add(unk_id_pending, unk_len);
+          unk_len = 0;
         }
         add(*id, byte_len);
         continue;
@@ -193,15 +198,16 @@ class BpeModel : public Model {
         auto unk_id = vocab_.find(*opt_.unk_token);
         if (!unk_id)
           fail(ErrorCode::corrupt_data, "tokenizer.json model.unk_token \"" + *opt_.unk_token + "\" is not in the vocab");
-        if (unk && opt_.fuse_unk) {
-          unk->second += byte_len;
+        if (unk_len && opt_.fuse_unk) {
+          unk_len += byte_len;
         } else {
-          if (unk) add(unk->first, unk->second);
-          unk = std::make_pair(*unk_id, byte_len);
+          if (unk_len) add(unk_id_pending, unk_len);
+          unk_id_pending = *unk_id;
+          unk_len = byte_len;
         }
       }
     }
-    if (unk) add(unk->first, unk->second);
+    if (unk_len) add(unk_id_pending, unk_len);
 
     std::priority_queue<Candidate> queue;
     for (std::size_t k = 0; k + 1 < symbols.size(); ++k)
@@ -242,6 +248,48 @@ class BpeModel : public Model {
 
 // -------------------------------------------------------------------------------------------------- Unigram
 
+// tokenizers reads tokenizer.json with serde_json, whose default float parser is not correctly rounded: it
+// converts the decimal significand to f64 first (rounding it when above 2^53) and then divides by a power of
+// ten. Unigram scores decide ties in the Viterbi search, so they are reproduced bit for bit: the value is
+// re-printed as the shortest decimal (what serde_json and Python write) and parsed the serde_json way.
+double serde_json_f64(double correct) {
+  if (!std::isfinite(correct) || correct == 0.0) return correct;
+  static const std::vector<double> pow10 = [] {
+    std::vector<double> p(309);
+    for (int k = 0; k <= 308; ++k) p[k] = std::strtod(("1e" + std::to_string(k)).c_str(), nullptr);
+    return p;
+  }();
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof(buf), std::fabs(correct));
+  const std::string_view text(buf, static_cast<std::size_t>(res.ptr - buf));
+  std::uint64_t significand = 0;
+  int exponent = 0;
+  bool after_point = false;
+  std::size_t i = 0;
+  for (; i < text.size() && text[i] != 'e'; ++i) {
+    if (text[i] == '.') {
+      after_point = true;
+      continue;
+    }
+    significand = significand * 10 + static_cast<std::uint64_t>(text[i] - '0');
+    if (after_point) --exponent;
+  }
+  if (i < text.size()) exponent += std::atoi(std::string(text.substr(i + 1)).c_str());
+  double f = static_cast<double>(significand);
+  while (true) {
+    const int magnitude = exponent < 0 ? -exponent : exponent;
+    if (magnitude <= 308) {
+      if (exponent >= 0) f *= pow10[magnitude];
+      else f /= pow10[magnitude];
+      break;
+    }
+    if (f == 0.0) break;
+    f /= 1e308;
+    exponent += 308;
+  }
+  return correct < 0 ? -f : f;
+}
+
 class UnigramModel : public Model {
  public:
   UnigramModel(const json& j, const std::string& where) {
@@ -255,7 +303,7 @@ class UnigramModel : public Model {
       if (!entry.is_array() || entry.size() != 2 || !entry[0].is_string())
         bad(where, "vocab[" + std::to_string(id) + "] must be [piece, score]");
       const std::string piece = entry[0].get<std::string>();
-      const double score = entry[1].get<double>();
+      const double score = serde_json_f64(entry[1].get<double>());
       vocab_.add(piece, static_cast<std::int32_t>(id), where);
       scores_.push_back(score);
       min_score_ = std::min(min_score_, score);
@@ -362,7 +410,7 @@ class UnigramModel : public Model {
     return vocab_.find(std::string(token));
   }
   const std::string* id_to_token(std::int32_t id) const override { return vocab_.token(id); }
-  std::size_t vocab_size() const override { return vocab_.size(); }
+  std::size_t vocab_size() const override { return scores_.size(); }  // duplicates count, as in tokenizers
   std::string kind() const override { return "Unigram"; }
 
  private:
@@ -386,7 +434,7 @@ class UnigramModel : public Model {
       }
       node = next;
     }
-    if (node != 0 && nodes_[node].id < 0) nodes_[node].id = id;
+    if (node != 0) nodes_[node].id = id;  // a duplicated piece resolves to its last id, as token_to_ids does
   }
 
   Vocab vocab_;

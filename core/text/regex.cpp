@@ -15,9 +15,13 @@ namespace {
 constexpr const char* kSpaceItems = "\\t\\n\\x{0B}\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}"
                                     "\\x{202F}\\x{205F}\\x{3000}";
 // Word characters: letters, marks, decimal digits, connector punctuation (Oniguruma / Rust \w).
-constexpr const char* kWordItems = "\\p{L}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}";
+constexpr const char* kWordItems = "\\p{L}\\p{M}\\p{Nd}\\p{Pc}";
+// Rust regex \w: Alphabetic (letters, Nl, Other_Alphabetic), marks, Nd, Pc, Join_Control.
+constexpr const char* kRustWordItems = "\\p{L}\\p{M}\\p{Nd}\\p{Nl}\\p{Pc}\\x{200C}\\x{200D}\\x{24B6}-\\x{24E9}"
+                                       "\\x{1F130}-\\x{1F149}\\x{1F150}-\\x{1F169}\\x{1F170}-\\x{1F189}";
 
-std::string translate(const std::string& pattern) {
+std::string translate(const std::string& pattern, bool rust_classes) {
+  const char* word_items = rust_classes ? kRustWordItems : kWordItems;
   std::string out;
   out.reserve(pattern.size() + 32);
   bool in_class = false;
@@ -27,13 +31,13 @@ std::string translate(const std::string& pattern) {
       const char n = pattern[i + 1];
       ++i;
       if (n == 's' || n == 'w') {
-        const char* items = n == 's' ? kSpaceItems : kWordItems;
+        const char* items = n == 's' ? kSpaceItems : word_items;
         if (in_class) out += items;
         else out += std::string("[") + items + "]";
         continue;
       }
       if ((n == 'S' || n == 'W') && !in_class) {
-        out += std::string("[^") + (n == 'S' ? kSpaceItems : kWordItems) + "]";
+        out += std::string("[^") + (n == 'S' ? kSpaceItems : word_items) + "]";
         continue;
       }
       out += c;
@@ -78,8 +82,8 @@ MatchState& match_state() {
 
 }  // namespace
 
-Regex::Regex(const std::string& pattern) : pattern_(pattern) {
-  const std::string translated = translate(pattern);
+Regex::Regex(const std::string& pattern, bool rust_classes) : pattern_(pattern) {
+  const std::string translated = translate(pattern, rust_classes);
   int error = 0;
   PCRE2_SIZE error_offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(),

@@ -14,7 +14,9 @@ namespace vlm::text {
 
 class Regex {
  public:
-  explicit Regex(const std::string& pattern);
+  // rust_classes: give \w the meaning of Rust's regex crate (adds Nl and Other_Alphabetic symbols), for the
+  // pre-tokenizers tokenizers implements with that crate instead of Oniguruma.
+  explicit Regex(const std::string& pattern, bool rust_classes = false);
   ~Regex();
   Regex(const Regex&) = delete;
   Regex& operator=(const Regex&) = delete;

@@ -28,6 +28,7 @@ struct AddedToken {
   bool lstrip = false;
   bool rstrip = false;
   bool single_word = false;
+  std::string normalized_content;  // content after the normalizer (normalized tokens only); what decode shows
 };
 
 // Leftmost-longest matcher over the added tokens (what tokenizers builds with aho-corasick).
@@ -85,17 +86,18 @@ struct Segment {
   bool at_start = false;
 };
 
+// tokenizers tests these with the Rust regexes \w$ and ^\w.
 bool ends_with_word(std::string_view s) {
   if (s.empty()) return false;
   std::size_t start = s.size() - 1;
   while (start > 0 && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80) --start;
-  return text::is_alphanumeric(text::next_code_point(s, start));
+  return text::is_word_char(text::next_code_point(s, start));
 }
 
 bool starts_with_word(std::string_view s) {
   if (s.empty()) return false;
   std::size_t i = 0;
-  return text::is_alphanumeric(text::next_code_point(s, i));
+  return text::is_word_char(text::next_code_point(s, i));
 }
 
 // Byte offset just after the last non-whitespace character of s (0 if all whitespace).
@@ -188,6 +190,7 @@ struct Tokenizer::Impl {
       if (t.normalized) {
         std::string pattern = t.content;
         if (normalizer) normalizer->normalize(pattern);
+        added[i].normalized_content = pattern;
         normalized_matcher.add(pattern, i);
       } else {
         raw_matcher.add(t.content, i);
@@ -280,7 +283,11 @@ struct Tokenizer::Impl {
 
   const std::string* id_to_token(std::int32_t id) const {
     auto it = added_by_id.find(id);
-    if (it != added_by_id.end()) return &added[it->second].content;
+    if (it != added_by_id.end()) {
+      // tokenizers returns the normalized form of a normalized added token, so the decoder can invert it.
+      const AddedToken& t = added[it->second];
+      return t.normalized && !t.normalized_content.empty() ? &t.normalized_content : &t.content;
+    }
     return model->id_to_token(id);
   }
 
@@ -323,6 +330,10 @@ void read_config(Tokenizer::Impl& impl, const std::string& config_text, const st
   if (c.contains("model_max_length") && c["model_max_length"].is_number())
     cfg.model_max_length = c["model_max_length"].get<double>();
   cfg.padding_side = c.value("padding_side", cfg.padding_side);
+  // transformers' LlamaTokenizer class declares padding_side = "left" when the config does not say.
+  if (!c.contains("padding_side") && impl.options.flavor == TokenizerOptions::Flavor::transformers &&
+      (cfg.tokenizer_class == "LlamaTokenizer" || cfg.tokenizer_class == "LlamaTokenizerFast"))
+    cfg.padding_side = "left";
   if (c.contains("chat_template")) {
     const json& t = c["chat_template"];
     if (t.is_string()) {
@@ -447,7 +458,12 @@ std::unique_ptr<Tokenizer::Impl> build_gpt2_pair(const std::string& vocab, const
   impl->decoder = text::make_decoder(json{{"type", "ByteLevel"}}, "decoder");
   impl->post_processor = text::make_post_processor(json{{"type", "ByteLevel"}}, "post_processor");
   if (auto id = impl->model->token_to_id("<|endoftext|>")) {
-    impl->add_token({"<|endoftext|>", *id, true, false, false, false, false});
+    AddedToken eot;
+    eot.content = "<|endoftext|>";
+    eot.id = *id;
+    eot.special = true;
+    eot.normalized = false;
+    impl->add_token(eot);
     impl->config.bos_token = impl->config.eos_token = impl->config.unk_token = "<|endoftext|>";
   }
   impl->build_matchers();

@@ -32,6 +32,7 @@ bool is_ascii(std::string_view s);
 bool is_whitespace(char32_t c);     // White_Space property (char::is_whitespace)
 bool is_numeric(char32_t c);        // general category N* (char::is_numeric)
 bool is_alphanumeric(char32_t c);   // approximately Alphabetic || Numeric (L*, N*, Mc)
+bool is_word_char(char32_t c);      // Rust regex \w: Alphabetic, M*, Nd, Pc, Join_Control
 bool is_punctuation(char32_t c);    // ASCII punctuation or category P* (tokenizers' Punctuation)
 bool is_mark(char32_t c);           // category M* (StripAccents)
 

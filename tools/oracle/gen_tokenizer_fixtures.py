@@ -16,10 +16,15 @@ Outputs (all deterministic for the pinned versions in tools/oracle/requirements.
                            pre-tokenizer, model, post-processor and decoder kind is covered by a self-contained file
   meta.json                vocab sizes, special ids and versions
 """
+import os
+
+# One trainer thread, so that the trained tiny tokenizers are the same on every run.
+os.environ["RAYON_RS_NUM_CPUS"] = "1"
+os.environ["RAYON_NUM_THREADS"] = "1"
+
 import argparse
 import gzip
 import json
-import os
 import random
 import sys
 
@@ -314,6 +319,7 @@ def main():
         info = {"vocab_size": tok.get_vocab_size(with_added_tokens=True),
                 "model_vocab_size": tok.get_vocab_size(with_added_tokens=False), "lines": len(rows),
                 "probe": {s: tok.token_to_id(s) for s in SPECIALS + ["Hello", "Ġthe", "▁the", "the"]}}
+        info["probe_token"] = {str(i): tok.id_to_token(i) for i in info["probe"].values() if i is not None}
         if auto is not None:
             info["auto"] = {"len": len(auto), "bos": auto.bos_token_id, "eos": auto.eos_token_id,
                             "pad": auto.pad_token_id, "unk": auto.unk_token_id,
