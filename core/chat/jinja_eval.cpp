@@ -218,34 +218,42 @@ std::string py_strip(const std::string& s, const Value& chars, bool left, bool r
 std::vector<Value> py_split(const std::string& s, const Value& sep, std::int64_t maxsplit, bool from_right) {
   std::vector<std::string> parts;
   if (sep.is_none() || sep.is_undefined()) {
+    // CPython's split_whitespace / rsplit_whitespace: after maxsplit splits the rest is kept as it is.
     auto cps = utf8_decode(s);
-    // Whitespace split: runs of whitespace separate, no empty strings.
-    std::vector<std::pair<std::size_t, std::size_t>> words;
-    std::size_t i = 0;
-    while (i < cps.size()) {
-      while (i < cps.size() && py_isspace(cps[i])) ++i;
-      if (i >= cps.size()) break;
-      std::size_t j = i;
-      while (j < cps.size() && !py_isspace(cps[j])) ++j;
-      words.emplace_back(i, j);
-      i = j;
-    }
-    if (maxsplit < 0 || static_cast<std::size_t>(maxsplit) + 1 >= words.size()) {
-      for (auto [b, e] : words) parts.push_back(utf8_encode(cps, b, e));
-    } else if (!from_right) {
-      for (std::int64_t k = 0; k < maxsplit; ++k) parts.push_back(utf8_encode(cps, words[k].first, words[k].second));
-      // The remainder keeps its inner whitespace but loses the leading run; trailing whitespace is stripped.
-      std::size_t rest_begin = words[maxsplit].first;
-      std::size_t rest_end = cps.size();
-      while (rest_end > rest_begin && py_isspace(cps[rest_end - 1])) --rest_end;
-      parts.push_back(utf8_encode(cps, rest_begin, rest_end));
+    std::int64_t n = static_cast<std::int64_t>(cps.size());
+    std::int64_t count = 0;
+    if (!from_right) {
+      std::int64_t i = 0;
+      while (true) {
+        while (i < n && py_isspace(cps[i])) ++i;
+        if (i >= n) break;
+        if (maxsplit >= 0 && count == maxsplit) {
+          parts.push_back(utf8_encode(cps, static_cast<std::size_t>(i), static_cast<std::size_t>(n)));
+          break;
+        }
+        std::int64_t j = i;
+        while (j < n && !py_isspace(cps[j])) ++j;
+        parts.push_back(utf8_encode(cps, static_cast<std::size_t>(i), static_cast<std::size_t>(j)));
+        ++count;
+        i = j;
+      }
     } else {
-      std::size_t n = words.size();
-      std::size_t rest_end = words[n - maxsplit - 1].second;
-      std::size_t rest_begin = 0;
-      while (rest_begin < rest_end && py_isspace(cps[rest_begin])) ++rest_begin;
-      parts.push_back(utf8_encode(cps, rest_begin, rest_end));
-      for (std::size_t k = n - maxsplit; k < n; ++k) parts.push_back(utf8_encode(cps, words[k].first, words[k].second));
+      std::int64_t i = n - 1;
+      std::vector<std::string> rev;
+      while (true) {
+        while (i >= 0 && py_isspace(cps[i])) --i;
+        if (i < 0) break;
+        if (maxsplit >= 0 && count == maxsplit) {
+          rev.push_back(utf8_encode(cps, 0, static_cast<std::size_t>(i + 1)));
+          break;
+        }
+        std::int64_t j = i;
+        while (j >= 0 && !py_isspace(cps[j])) --j;
+        rev.push_back(utf8_encode(cps, static_cast<std::size_t>(j + 1), static_cast<std::size_t>(i + 1)));
+        ++count;
+        i = j;
+      }
+      parts.assign(rev.rbegin(), rev.rend());
     }
   } else {
     std::string d = require_string(sep, "separator");
@@ -1183,7 +1191,10 @@ class Interpreter {
         std::vector<Value> out;
         for (const auto& [k, v] : d->items)
           out.push_back(name == "items" ? Value::list({k, v}, true) : name == "keys" ? k : v);
-        return Value::list(std::move(out));
+        Value view = Value::list(std::move(out));
+        view.list_ptr()->display_prefix = "dict_" + name + "(";
+        view.list_ptr()->display_suffix = ")";
+        return view;
       });
     if (name == "get")
       return make_function(name, [d](CallArgs& ca) {
@@ -1248,7 +1259,10 @@ class Interpreter {
       if (count > 100000) throw_render(RT::limit, "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
       std::vector<Value> out;
       for (std::int64_t i = 0; i < count; ++i) out.push_back(Value::integer(start + i * step));
-      return Value::list(std::move(out));
+      Value range = Value::list(std::move(out));
+      range.list_ptr()->display = "range(" + std::to_string(start) + ", " + std::to_string(stop) +
+                                  (step == 1 ? std::string() : ", " + std::to_string(step)) + ")";
+      return range;
     });
     g.vars["dict"] = make_function("dict", [](CallArgs& ca) {
       auto d = std::make_shared<Dict>();

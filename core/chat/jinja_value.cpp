@@ -399,14 +399,15 @@ std::string py_str(const Value& v) {
     case Kind::string: return v.as_string();
     case Kind::list: {
       const auto& l = v.as_list();
-      std::string out = l.is_tuple ? "(" : "[";
+      if (!l.display.empty()) return l.display;
+      std::string out = l.display_prefix + (l.is_tuple ? "(" : "[");
       for (std::size_t i = 0; i < l.items.size(); ++i) {
         if (i) out += ", ";
         out += py_repr(l.items[i]);
       }
       if (l.is_tuple && l.items.size() == 1) out += ",";
       out += l.is_tuple ? ")" : "]";
-      return out;
+      return out + l.display_suffix;
     }
     case Kind::dict: {
       std::string out = "{";

@@ -87,6 +87,9 @@ class Value {
 struct List {
   std::vector<Value> items;
   bool is_tuple = false;
+  // How str() shows lists that stand for other Python types: dict views print as "dict_items([...])" (prefix
+  // and suffix), range objects as "range(0, 3)" (display).
+  std::string display_prefix, display_suffix, display;
 };
 
 // An insertion-ordered dict with Python key equality (1, 1.0 and True are the same key).

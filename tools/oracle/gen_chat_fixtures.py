@@ -54,9 +54,11 @@ BLIP2 = (
 def render(template, context):
     """Render like transformers does; returns {"expected": str} or {"error": message}."""
     try:
-        return {"expected": _compile_jinja_template(template).render(**context)}
-    except jinja2.exceptions.TemplateSyntaxError as e:
+        compiled = _compile_jinja_template(template)
+    except Exception as e:  # noqa: BLE001 - TemplateSyntaxError, or SyntaxError from jinja2's code generator
         return {"error": "syntax", "python_error": f"{type(e).__name__}: {e}"}
+    try:
+        return {"expected": compiled.render(**context)}
     except Exception as e:  # noqa: BLE001 - every Python error is a case the C++ side must reject
         return {"error": "render", "python_error": f"{type(e).__name__}: {e}"}
 
@@ -165,6 +167,54 @@ INTERPRETER = [
     ("syntax_bad_expression", "{{ 1 + }}", {}),
     ("syntax_unclosed_variable", "{{ 'x' ", {}),
     ("syntax_unknown_test", "{{ 1 is frob }}", {}),
+]
+
+# More edge cases: lexer corners, Python printing, and the idioms of popular Hub templates (written for these tests).
+INTERPRETER += [
+    ("ws_text_before_tag_same_line", "abc  {% if true %}x{% endif %}  \n\t {% if true %}y{% endif %}\n", {}),
+    ("ws_comment_lstrip", "a\n  {# c #}\nb\n\t{#- c2 #}  c", {}),
+    ("ws_unicode_space_lstrip", "a\n\u3000\u00a0 {% if true %}x{% endif %}", {}),
+    ("ws_left_only_minus", "a \n {{- 'b' }} \n c {{ 'd' -}} \n e", {}),
+    ("ws_raw_minus", "a  {%- raw -%}  {{ x }}  {%- endraw -%}  b", {}),
+    ("ws_block_then_var_lines", "{% for i in [1, 2] %}\n{{ i }}\n{% endfor %}\nend", {}),
+    ("ws_nested_indent", "<ul>\n  {% for i in [1, 2] %}\n    <li>{{ i }}</li>\n  {% endfor %}\n</ul>", {}),
+    ("ws_if_else_inline", "[{% if x %} yes {% else %} no {% endif %}]", {"x": False}),
+    ("lexer_braces_in_data", "a { b } {{ '{' }} {{ '}}' }} {{ {'a': {'b': 1}} }} {{ {'k': '%}'}['k'] }} {", {}),
+    ("lexer_numbers", "{{ 1_000 }} {{ 0x1F }} {{ 0o17 }} {{ 0b101 }} {{ 1.5e3 }} {{ 2E-2 }} {{ 10.0 }}", {}),
+    ("lexer_strings_adjacent_and_escapes", "{{ 'a' \"b\" 'c' }}|{{ '\\\\' }}|{{ 'it\\'s' }}|{{ \"say \\\"x\\\"\" }}|{{ 'multi\nline' }}", {}),
+    ("lexer_trailing_commas", "{{ [1, 2,] }} {{ {'a': 1,} }} {{ (1, 2,) }} {{ dict(a=1,) }}", {}),
+    ("float_printing", "{{ 1e-5 }} {{ 123456789.123 }} {{ 1e22 }} {{ -0.0 }} {{ 100.0 }} {{ 1 / 3 }} {{ 6 / 3 }} {{ 2 ** 62 }} {{ 0.000123 }} {{ 1e15 }} {{ 1.23456789e-10 }}", {}),
+    ("none_and_bool_filters", "{{ none|string }} {{ none|lower }} {{ [1, none]|join('-') }} {{ true|tojson }} {{ none|tojson }} {{ true|string|upper }}", {}),
+    ("views_and_range_print", "{{ d.items() }} {{ d.keys() }} {{ d.values() }} {{ range(3) }} {{ range(1, 9, 2) }} {{ d.items()|list }}", {"d": {"a": 1, "b": [2]}}),
+    ("split_whitespace_maxsplit", "{{ ' a b  c '.split(None, 1) }} {{ 'a b  '.split(None, 1) }} {{ ' a b  c '.rsplit(None, 1) }} {{ 'a b c'.split(maxsplit=1) }} {{ '\u00a0x\u2003y '.split() }} {{ ''.split() }} {{ ''.split(',') }}", {}),
+    ("precedence_more", "{{ 'abc' ~ 5 * 2 }} {{ 1 if true else 2 ~ 'x' }} {{ not x is defined }} {{ x is not none and x > 1 }} {{ -x|abs }} {{ [1, 2, 3]|length > 2 and 'long' or 'short' }} {{ 2 * 3 ** 2 }} {{ (-2) ** 2 }}", {"x": 3}),
+    ("call_then_filter", "{{ 'a,b,c'.split(',')|length }} {{ 'A B'.lower().split()|join('_') }} {{ ('x' ~ 'y').upper() }} {{ [3, 1]|sort|first }}", {}),
+    ("macro_default_uses_param", "{% macro f(a, b=a * 2) %}{{ a }}-{{ b }}{% endmacro %}{{ f(2) }} {{ f(2, 5) }} {{ f(b=1, a=3) }}", {}),
+    ("macro_in_loop_and_caller_scope", "{% macro show(m) %}[{{ m.role }}:{{ m.content|trim }}]{% endmacro %}{% for m in msgs %}{{ show(m) }}{% endfor %}", {"msgs": MSGS}),
+    ("set_block_in_loop", "{% for i in [1, 2] %}{% set s %}<{{ i }}>{% endset %}{{ s }}{% endfor %}{{ s is defined }}", {}),
+    ("loop_changed_and_last_items", "{% for k, v in d.items() %}{{ k }}{% if not loop.last %}, {% endif %}{% endfor %}|{% for x in [1, 1, 2] %}{% if loop.changed(x) %}{{ x }}{% endif %}{% endfor %}", {"d": {"x": 1, "y": 2, "z": 3}}),
+    ("nested_content_access", "{{ messages[0]['content'][0]['text'] }} {{ messages[0].content[1].type }} {{ messages[0].content|length }} {{ messages[-1].content[0].text|default('none') }}", {"messages": [{"role": "user", "content": [{"type": "text", "text": "first"}, {"type": "image"}]}]}),
+    ("sort_dicts_by_attr", "{{ items|sort(attribute='n', reverse=true)|map(attribute='n')|join(',') }} {{ items|sort(attribute='s')|map(attribute='s')|join(',') }} {{ items|map(attribute='n')|max }} {{ items|max(attribute='n') }}", {"items": [{"n": 2, "s": "b"}, {"n": 3, "s": "A"}, {"n": 1, "s": "c"}]}),
+    ("unicode_methods", "{{ 'ÉCOLE straße'|lower }} {{ 'éa'|upper }} {{ 'ñandú'|title }} {{ 'ｆｕｌｌ'|length }} {{ '中文'[1] }} {{ '😀x'[::-1] }} {{ 'é'|center(5) }}|", {}),
+    ("llama3_style_template", "{{- bos_token }}\n{%- if messages[0]['role'] == 'system' %}\n    {%- set system_message = messages[0]['content']|trim %}\n    {%- set messages = messages[1:] %}\n{%- else %}\n    {%- set system_message = \"\" %}\n{%- endif %}\n{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}\n{{- \"Today Date: \" + date_string + \"\\n\\n\" }}\n{{- system_message }}\n{{- \"<|eot_id|>\" }}\n{%- for message in messages %}\n    {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}\n{%- endfor %}\n{%- if add_generation_prompt %}\n    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}\n{%- endif %}\n", {"bos_token": "<|begin_of_text|>", "date_string": "26 Jul 2024", "messages": MSGS, "add_generation_prompt": True}),
+    ("mistral_style_alternation", "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}{% endif %}{% endfor %}", {"bos_token": "<s>", "eos_token": "</s>", "messages": MSGS[1:3]}),
+    ("mistral_style_alternation_error", "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% endfor %}", {"messages": MSGS}),
+    ("gemma_style_role_map", "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% for message in messages %}{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}", {"messages": MSGS[1:], "add_generation_prompt": True}),
+    ("phi3_style_loop_last", "{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}{{'<|system|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\\n' + message['content'] + '<|end|>\\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% else %}{{ eos_token }}{% endif %}", {"messages": MSGS, "add_generation_prompt": False, "eos_token": "<|endoftext|>"}),
+    ("tools_json_indent", "{%- if tools %}{%- for t in tools %}{{ t | tojson(indent=4) }}\n\n{% endfor %}{%- endif %}{{ tools|length }}", {"tools": [{"name": "f", "parameters": {"a": {"type": "integer", "enum": [1, 2]}}}]}),
+    ("error_sort_mixed", "{{ [1, 'a']|sort }}", {}),
+    ("error_int_plus_none", "{{ 1 + none }}", {}),
+    ("error_iterate_int", "{% for x in 5 %}{% endfor %}", {}),
+    ("error_unhashable_key", "{{ {[1]: 2} }}", {}),
+    ("error_split_empty_sep", "{{ 'a'.split('') }}", {}),
+    ("error_assign_to_non_namespace", "{% set d = {} %}{% set d.x = 1 %}", {}),
+    ("syntax_empty_print", "{{ }}", {}),
+    ("syntax_endif_without_if", "{% endif %}", {}),
+    ("syntax_else_after_else", "{% if x %}{% else %}{% else %}{% endif %}", {}),
+    ("syntax_break_outside_loop", "{% break %}", {}),
+    ("syntax_unclosed_comment", "{# never closed", {}),
+    ("syntax_unbalanced_paren", "{{ (1 + 2 }}", {}),
+    ("syntax_chained_is", "{{ 1 is odd is even }}", {}),
 ]
 
 # Constructs real Jinja2 supports that vlmrt deliberately rejects with a clear error (not a Python comparison).
