@@ -1,5 +1,6 @@
 // sacrebleu 2.6.0 BLEU (metrics/bleu.py): 13a tokens, n-gram orders 1-4, references merged by max count,
 // closest reference length, 'exp' smoothing. Arithmetic follows compute_bleu step by step so the doubles agree.
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <unordered_map>
@@ -14,9 +15,9 @@ namespace {
 
 constexpr int kMaxOrder = 4;
 
-// An n-gram as the concatenated 4-byte ids of its tokens (ids from a per-example vocabulary).
-using NgramCounts = std::unordered_map<std::string, std::int64_t>;
-
+// N-gram counts as a sorted array of (key, count). With a per-example vocabulary below 2^16 tokens, an n-gram is
+// its token ids + 1 packed into 16-bit fields of a 64-bit key (the order is the number of non-zero fields);
+// bigger vocabularies fall back to string keys.
 struct Vocabulary {
   std::unordered_map<std::string_view, std::uint32_t> ids;
   std::vector<std::uint32_t> encode(const std::vector<std::string_view>& tokens) {
@@ -30,15 +31,77 @@ struct Vocabulary {
   }
 };
 
-void count_ngrams(const std::vector<std::uint32_t>& ids, NgramCounts* counts) {
-  for (int n = 1; n <= kMaxOrder; ++n) {
-    for (size_t i = 0; i + n <= ids.size(); ++i) {
-      std::string key(reinterpret_cast<const char*>(&ids[i]), n * sizeof(std::uint32_t));
-      ++(*counts)[key];
+template <class Key>
+struct Counts {
+  std::vector<std::pair<Key, std::int64_t>> items;  // sorted by key
+};
+
+std::vector<std::uint64_t> packed_ngrams(const std::vector<std::uint32_t>& ids) {
+  std::vector<std::uint64_t> keys;
+  keys.reserve(ids.size() * kMaxOrder);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    std::uint64_t key = 0;
+    for (int n = 0; n < kMaxOrder && i + n < ids.size(); ++n) {
+      key |= static_cast<std::uint64_t>(ids[i + n] + 1) << (16 * n);
+      keys.push_back(key);
     }
+  }
+  return keys;
+}
+
+std::vector<std::string> string_ngrams(const std::vector<std::uint32_t>& ids) {
+  std::vector<std::string> keys;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    for (int n = 1; n <= kMaxOrder && i + n <= ids.size(); ++n) {
+      keys.emplace_back(reinterpret_cast<const char*>(&ids[i]), n * sizeof(std::uint32_t));
+    }
+  }
+  return keys;
+}
+
+template <class Key>
+Counts<Key> count_sorted(std::vector<Key> keys) {
+  std::sort(keys.begin(), keys.end());
+  Counts<Key> c;
+  for (size_t i = 0; i < keys.size();) {
+    size_t j = i;
+    while (j < keys.size() && keys[j] == keys[i]) ++j;
+    c.items.emplace_back(std::move(keys[i]), static_cast<std::int64_t>(j - i));
+    i = j;
+  }
+  return c;
+}
+
+int order_of(std::uint64_t key) {
+  int n = 0;
+  while (key) {
+    ++n;
+    key >>= 16;
+  }
+  return n;
+}
+int order_of(const std::string& key) { return static_cast<int>(key.size() / sizeof(std::uint32_t)); }
+
+// Max-merges reference counts, then clips the hypothesis counts against them.
+template <class Key>
+void clip_counts(const std::vector<Counts<Key>>& refs, const Counts<Key>& hyp, BleuStatistics* st) {
+  std::vector<std::pair<Key, std::int64_t>> merged;
+  for (const auto& r : refs) merged.insert(merged.end(), r.items.begin(), r.items.end());
+  std::sort(merged.begin(), merged.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t m = 0;
+  for (const auto& [key, count] : hyp.items) {
+    const int n = order_of(key) - 1;
+    st->total[n] += count;
+    while (m < merged.size() && merged[m].first < key) ++m;
+    std::int64_t ref_max = 0;
+    for (size_t k = m; k < merged.size() && merged[k].first == key; ++k) ref_max = std::max(ref_max, merged[k].second);
+    st->correct[n] += std::min(count, ref_max);
   }
 }
 
+}  // namespace
+
+namespace {
 double my_log(double x) { return x == 0.0 ? -9999999999.0 : std::log(x); }
 
 }  // namespace
@@ -54,21 +117,15 @@ BleuStatistics bleu_statistics(std::string_view hypothesis, const std::vector<st
   const std::string hyp_line = tokenize_13a(python_rstrip(hypothesis));
 
   Vocabulary vocab;
-  NgramCounts ref_max;
   std::vector<std::int64_t> ref_lens;
+  std::vector<std::vector<std::uint32_t>> ref_ids;
   for (const std::string& line : ref_lines) {
     auto toks = python_split(line);
     ref_lens.push_back(static_cast<std::int64_t>(toks.size()));
-    NgramCounts counts;
-    count_ngrams(vocab.encode(toks), &counts);
-    for (const auto& [k, c] : counts) {
-      auto& m = ref_max[k];
-      if (c > m) m = c;
-    }
+    ref_ids.push_back(vocab.encode(toks));
   }
   auto hyp_toks = python_split(hyp_line);
-  NgramCounts hyp_counts;
-  count_ngrams(vocab.encode(hyp_toks), &hyp_counts);
+  const std::vector<std::uint32_t> hyp_ids = vocab.encode(hyp_toks);
 
   BleuStatistics st;
   st.sys_len = static_cast<std::int64_t>(hyp_toks.size());
@@ -84,11 +141,14 @@ BleuStatistics bleu_statistics(std::string_view hypothesis, const std::vector<st
     }
   }
   st.ref_len = closest_len;
-  for (const auto& [k, c] : hyp_counts) {
-    int n = static_cast<int>(k.size() / sizeof(std::uint32_t)) - 1;
-    st.total[n] += c;
-    auto it = ref_max.find(k);
-    if (it != ref_max.end()) st.correct[n] += std::min(c, it->second);
+  if (vocab.ids.size() < 0xFFFF) {
+    std::vector<Counts<std::uint64_t>> refs;
+    for (const auto& ids : ref_ids) refs.push_back(count_sorted(packed_ngrams(ids)));
+    clip_counts(refs, count_sorted(packed_ngrams(hyp_ids)), &st);
+  } else {
+    std::vector<Counts<std::string>> refs;
+    for (const auto& ids : ref_ids) refs.push_back(count_sorted(string_ngrams(ids)));
+    clip_counts(refs, count_sorted(string_ngrams(hyp_ids)), &st);
   }
   return st;
 }

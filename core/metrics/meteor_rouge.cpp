@@ -50,12 +50,24 @@ void wordnet_match(std::vector<Enum>& hyp, std::vector<Enum>& ref, const WordNet
   std::unordered_map<std::string, std::vector<size_t>> ref_positions;
   for (size_t j = 0; j < ref.size(); ++j) ref_positions[ref[j].word].push_back(j);
   std::vector<bool> hyp_matched(hyp.size(), false), ref_matched(ref.size(), false);
+  // Per-thread memo of each word's synonym list (lemma names without '_'), for the WordNet folder last used.
+  thread_local std::string cached_dir;
+  thread_local std::unordered_map<std::string, std::vector<std::string>> cache;
+  if (cached_dir != wordnet.directory() || cache.size() >= 100000) {
+    cache.clear();
+    cached_dir = wordnet.directory();
+  }
   for (size_t i = hyp.size(); i-- > 0;) {
-    std::vector<std::string> syns;
-    for (std::string& name : wordnet.lemma_names(hyp[i].word)) {
-      if (name.find('_') == std::string::npos) syns.push_back(std::move(name));
+    auto found = cache.find(hyp[i].word);
+    if (found == cache.end()) {
+      std::vector<std::string> names;
+      for (std::string& name : wordnet.lemma_names(hyp[i].word)) {
+        if (name.find('_') == std::string::npos) names.push_back(std::move(name));
+      }
+      names.push_back(hyp[i].word);
+      found = cache.emplace(hyp[i].word, std::move(names)).first;
     }
-    syns.push_back(hyp[i].word);
+    const std::vector<std::string>& syns = found->second;
     long best_j = -1;
     std::vector<size_t>* best = nullptr;
     for (const std::string& syn : syns) {
@@ -92,11 +104,15 @@ int count_chunks(const std::vector<Match>& matches) {
   return chunks;
 }
 
-std::vector<std::vector<int>> lcs_table(const std::vector<std::string>& ref, const std::vector<std::string>& can) {
-  std::vector<std::vector<int>> t(ref.size() + 1, std::vector<int>(can.size() + 1, 0));
+// _lcs_table as one flat (rows+1) x (cols+1) array, reused per thread.
+std::vector<int>& lcs_table(const std::vector<std::string>& ref, const std::vector<std::string>& can) {
+  thread_local std::vector<int> t;
+  const size_t cols = can.size() + 1;
+  t.assign((ref.size() + 1) * cols, 0);
   for (size_t i = 1; i <= ref.size(); ++i) {
     for (size_t j = 1; j <= can.size(); ++j) {
-      t[i][j] = ref[i - 1] == can[j - 1] ? t[i - 1][j - 1] + 1 : std::max(t[i - 1][j], t[i][j - 1]);
+      t[i * cols + j] = ref[i - 1] == can[j - 1] ? t[(i - 1) * cols + j - 1] + 1
+                                                 : std::max(t[(i - 1) * cols + j], t[i * cols + j - 1]);
     }
   }
   return t;
@@ -104,7 +120,9 @@ std::vector<std::vector<int>> lcs_table(const std::vector<std::string>& ref, con
 
 int lcs_length(const std::vector<std::string>& ref, const std::vector<std::string>& can) {
   // One row at a time: same values as _lcs_table's last cell.
-  std::vector<int> prev(can.size() + 1, 0), cur(can.size() + 1, 0);
+  thread_local std::vector<int> prev, cur;
+  prev.assign(can.size() + 1, 0);
+  cur.assign(can.size() + 1, 0);
   for (size_t i = 1; i <= ref.size(); ++i) {
     for (size_t j = 1; j <= can.size(); ++j) {
       cur[j] = ref[i - 1] == can[j - 1] ? prev[j - 1] + 1 : std::max(prev[j], cur[j - 1]);
@@ -116,7 +134,8 @@ int lcs_length(const std::vector<std::string>& ref, const std::vector<std::strin
 
 // lcs_ind: _backtrack_norec's reference indices of one LCS.
 std::vector<size_t> lcs_indices(const std::vector<std::string>& ref, const std::vector<std::string>& can) {
-  auto t = lcs_table(ref, can);
+  const std::vector<int>& t = lcs_table(ref, can);
+  const size_t cols = can.size() + 1;
   std::vector<size_t> out;
   size_t i = ref.size(), j = can.size();
   while (i > 0 && j > 0) {
@@ -124,7 +143,7 @@ std::vector<size_t> lcs_indices(const std::vector<std::string>& ref, const std::
       out.push_back(i - 1);
       --i;
       --j;
-    } else if (t[i][j - 1] > t[i - 1][j]) {
+    } else if (t[i * cols + j - 1] > t[(i - 1) * cols + j]) {
       --j;
     } else {
       --i;

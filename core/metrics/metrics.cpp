@@ -4,7 +4,11 @@
 #include <cmath>
 #include <limits>
 #include <cstring>
+#include <atomic>
+#include <exception>
 #include <set>
+#include <thread>
+#include <tuple>
 #include <sstream>
 
 #include "base/error.h"
@@ -131,50 +135,70 @@ double MetricsScorer::meteor(std::string_view prediction, const std::vector<std:
   return best;
 }
 
-double MetricsScorer::rouge_l(std::string_view prediction, const std::vector<std::string>& references) const {
-  const auto pred = rouge_tokenize(prediction, options_.rouge_use_stemmer);
-  double best = 0.0;
-  for (size_t i = 0; i < references.size(); ++i) {
-    double f = rouge_lcs_f(rouge_tokenize(references[i], options_.rouge_use_stemmer), pred);
-    if (i == 0 || f > best) best = f;  // np.argmax: the first maximum
+namespace {
+std::vector<std::vector<std::string>> rouge_sentences(std::string_view text, bool stem) {
+  std::vector<std::vector<std::string>> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string_view sent = text.substr(pos, nl - pos);
+    if (!sent.empty()) out.push_back(rouge_tokenize(sent, stem));  // rouge_score drops empty lines
+    pos = nl + 1;
   }
-  return best;
+  return out;
+}
+}  // namespace
+
+std::pair<double, double> MetricsScorer::rouge(std::string_view prediction,
+                                               const std::vector<std::string>& references) const {
+  const bool stem = options_.rouge_use_stemmer;
+  const auto pred = rouge_tokenize(prediction, stem);
+  const bool pred_one_line = prediction.find('\n') == std::string_view::npos;
+  std::vector<std::vector<std::string>> pred_sents;
+  if (!pred_one_line) pred_sents = rouge_sentences(prediction, stem);
+  double best_l = 0.0, best_lsum = 0.0;
+  for (size_t i = 0; i < references.size(); ++i) {
+    const auto target = rouge_tokenize(references[i], stem);
+    const double l = rouge_lcs_f(target, pred);
+    double lsum;
+    if (pred_one_line && references[i].find('\n') == std::string::npos) {
+      // One sentence on each side: the union LCS is the LCS, so rougeLsum's arithmetic gives rougeL's value.
+      lsum = l;
+    } else {
+      if (pred_one_line && pred_sents.empty() && !prediction.empty()) pred_sents.push_back(pred);
+      lsum = rouge_summary_lcs_f(rouge_sentences(references[i], stem), pred_sents);
+    }
+    if (i == 0 || l > best_l) best_l = l;  // np.argmax: the first maximum
+    if (i == 0 || lsum > best_lsum) best_lsum = lsum;
+  }
+  return {best_l, best_lsum};
+}
+
+double MetricsScorer::rouge_l(std::string_view prediction, const std::vector<std::string>& references) const {
+  return rouge(prediction, references).first;
 }
 
 double MetricsScorer::rouge_lsum(std::string_view prediction, const std::vector<std::string>& references) const {
-  auto sentences = [this](std::string_view text) {
-    std::vector<std::vector<std::string>> out;
-    size_t pos = 0;
-    while (pos <= text.size()) {
-      size_t nl = text.find('\n', pos);
-      if (nl == std::string_view::npos) nl = text.size();
-      std::string_view sent = text.substr(pos, nl - pos);
-      if (!sent.empty()) out.push_back(rouge_tokenize(sent, options_.rouge_use_stemmer));
-      pos = nl + 1;
-    }
-    return out;
-  };
-  const auto pred = sentences(prediction);
-  double best = 0.0;
-  for (size_t i = 0; i < references.size(); ++i) {
-    double f = rouge_summary_lcs_f(sentences(references[i]), pred);
-    if (i == 0 || f > best) best = f;
-  }
-  return best;
+  return rouge(prediction, references).second;
 }
+
+namespace {
+struct ScoredExample {
+  ExampleScores scores;
+  BleuStatistics bleu;
+  std::vector<std::int64_t> reference_words;
+  std::vector<std::int64_t> reference_tokens;
+  bool reference_tokens_known = true;
+};
+}  // namespace
 
 CorpusScores MetricsScorer::score(const std::vector<Example>& examples) const {
   CorpusScores out;
   out.num_examples = examples.size();
   const bool with_meteor = options_.meteor != MeteorMode::off;
-  std::vector<double> em, em_norm, sbleu, met, rl, rlsum;
-  BleuStatistics total;
-  std::vector<std::int64_t> pred_words, ref_words, pred_tokens, ref_tokens;
-  bool pred_tokens_known = true, ref_tokens_known = true;
-  size_t empty = 0, truncated = 0;
-  std::set<size_t> ref_counts;
 
-  for (size_t i = 0; i < examples.size(); ++i) {
+  auto score_one = [&](size_t i) {
     const Example& ex = examples[i];
     const std::string where = "example " + std::to_string(i);
     if (ex.references.empty()) {
@@ -185,50 +209,96 @@ CorpusScores MetricsScorer::score(const std::vector<Example>& examples) const {
                                             std::to_string(ex.reference_tokens.size()) + " reference token counts");
     }
     check_utf8(ex.prediction, where + " prediction");
-    for (size_t r = 0; r < ex.references.size(); ++r) check_utf8(ex.references[r], where + " reference " + std::to_string(r));
-    ref_counts.insert(ex.references.size());
-
-    ExampleScores es;
+    for (size_t r = 0; r < ex.references.size(); ++r) {
+      check_utf8(ex.references[r], where + " reference " + std::to_string(r));
+    }
+    ScoredExample se;
+    ExampleScores& es = se.scores;
     es.exact_match = exact_match(ex.prediction, ex.references, false);
     es.exact_match_normalized = exact_match(ex.prediction, ex.references, true);
-    BleuStatistics st = bleu_statistics(ex.prediction, ex.references);
-    es.sentence_bleu = bleu_from_statistics(st, true).score;
-    total.sys_len += st.sys_len;
-    total.ref_len += st.ref_len;
-    for (int n = 0; n < 4; ++n) {
-      total.correct[n] += st.correct[n];
-      total.total[n] += st.total[n];
-    }
+    se.bleu = bleu_statistics(ex.prediction, ex.references);
+    es.sentence_bleu = bleu_from_statistics(se.bleu, true).score;
     es.meteor = with_meteor ? meteor(ex.prediction, ex.references) : std::numeric_limits<double>::quiet_NaN();
-    es.rouge_l = rouge_l(ex.prediction, ex.references);
-    es.rouge_lsum = rouge_lsum(ex.prediction, ex.references);
-
+    std::tie(es.rouge_l, es.rouge_lsum) = rouge(ex.prediction, ex.references);
     es.prediction_words = static_cast<std::int64_t>(python_split(ex.prediction).size());
     es.empty_prediction = es.prediction_words == 0;
-    pred_words.push_back(es.prediction_words);
-    for (const std::string& r : ex.references) ref_words.push_back(static_cast<std::int64_t>(python_split(r).size()));
-
+    for (const std::string& r : ex.references) {
+      se.reference_words.push_back(static_cast<std::int64_t>(python_split(r).size()));
+    }
     std::int64_t pt = ex.prediction_tokens;
     if (pt < 0 && options_.count_tokens) pt = options_.count_tokens(ex.prediction);
     es.prediction_tokens = pt;
-    if (pt < 0) {
-      pred_tokens_known = false;
-    } else {
-      pred_tokens.push_back(pt);
-    }
     for (size_t r = 0; r < ex.references.size(); ++r) {
       std::int64_t rt = ex.reference_tokens.empty() ? -1 : ex.reference_tokens[r];
       if (rt < 0 && options_.count_tokens) rt = options_.count_tokens(ex.references[r]);
       if (rt < 0) {
-        ref_tokens_known = false;
+        se.reference_tokens_known = false;
       } else {
-        ref_tokens.push_back(rt);
+        se.reference_tokens.push_back(rt);
       }
     }
     es.truncated = options_.max_new_tokens > 0 && pt >= options_.max_new_tokens;
+    return se;
+  };
+
+  // Examples are independent: score them on several threads, then aggregate in example order (deterministic).
+  std::vector<ScoredExample> scored(examples.size());
+  size_t threads = options_.num_threads > 0 ? static_cast<size_t>(options_.num_threads)
+                                            : std::max(1u, std::thread::hardware_concurrency());
+  threads = std::min(threads, std::max<size_t>(1, examples.size() / 64));
+  if (threads <= 1) {
+    for (size_t i = 0; i < examples.size(); ++i) scored[i] = score_one(i);
+  } else {
+    std::atomic<size_t> next{0};
+    std::vector<std::exception_ptr> errors(examples.size() / 64 + 1);
+    std::vector<std::thread> pool;
+    for (size_t t = 0; t < threads; ++t) {
+      pool.emplace_back([&] {
+        for (;;) {
+          const size_t block = next.fetch_add(1);
+          const size_t begin = block * 64;
+          if (begin >= examples.size()) return;
+          try {
+            for (size_t i = begin; i < std::min(begin + 64, examples.size()); ++i) scored[i] = score_one(i);
+          } catch (...) {
+            errors[block] = std::current_exception();
+          }
+        }
+      });
+    }
+    for (std::thread& th : pool) th.join();
+    for (const auto& e : errors) {
+      if (e) std::rethrow_exception(e);  // the error of the earliest failing block
+    }
+  }
+
+  std::vector<double> em, em_norm, sbleu, met, rl, rlsum;
+  BleuStatistics total;
+  std::vector<std::int64_t> pred_words, ref_words, pred_tokens, ref_tokens;
+  bool pred_tokens_known = true, ref_tokens_known = true;
+  size_t empty = 0, truncated = 0;
+  std::set<size_t> ref_counts;
+  for (size_t i = 0; i < examples.size(); ++i) {
+    const ScoredExample& se = scored[i];
+    const ExampleScores& es = se.scores;
+    ref_counts.insert(examples[i].references.size());
+    total.sys_len += se.bleu.sys_len;
+    total.ref_len += se.bleu.ref_len;
+    for (int n = 0; n < 4; ++n) {
+      total.correct[n] += se.bleu.correct[n];
+      total.total[n] += se.bleu.total[n];
+    }
+    pred_words.push_back(es.prediction_words);
+    ref_words.insert(ref_words.end(), se.reference_words.begin(), se.reference_words.end());
+    if (es.prediction_tokens < 0) {
+      pred_tokens_known = false;
+    } else {
+      pred_tokens.push_back(es.prediction_tokens);
+    }
+    ref_tokens_known = ref_tokens_known && se.reference_tokens_known;
+    ref_tokens.insert(ref_tokens.end(), se.reference_tokens.begin(), se.reference_tokens.end());
     if (es.empty_prediction) ++empty;
     if (es.truncated) ++truncated;
-
     em.push_back(es.exact_match);
     em_norm.push_back(es.exact_match_normalized);
     sbleu.push_back(es.sentence_bleu);

@@ -67,6 +67,9 @@ struct MetricsOptions {
   // Counts model-tokenizer tokens of a text; used for counts not given in Example. May be empty.
   std::function<std::int64_t(std::string_view text)> count_tokens;
   bool per_example = true;  // keep per-example scores in the result
+  // Threads scoring examples in parallel (results do not depend on it); 0 = one per hardware thread.
+  // count_tokens must be thread-safe when this is not 1.
+  int num_threads = 1;
 };
 
 struct ExampleScores {
@@ -141,6 +144,8 @@ class MetricsScorer {
   double meteor(std::string_view prediction, const std::vector<std::string>& references) const;
   double rouge_l(std::string_view prediction, const std::vector<std::string>& references) const;
   double rouge_lsum(std::string_view prediction, const std::vector<std::string>& references) const;
+  // (rougeL, rougeLsum), tokenizing each text once.
+  std::pair<double, double> rouge(std::string_view prediction, const std::vector<std::string>& references) const;
 
   const MetricsOptions& options() const { return options_; }
 

@@ -254,12 +254,19 @@ std::u32string porter_stem(std::u32string_view word) {
   return stem;
 }
 
-std::string porter_stem_utf8(std::string_view word) { return encode_utf8(porter_stem(decode_utf8(word))); }
-
-std::string porter_stem_ascii(std::string_view word) {
-  Str w(word.begin(), word.end());
-  Str s = porter_stem(w);
-  return std::string(s.begin(), s.end());
+namespace {
+// Texts repeat words a lot; a per-thread memo of recent stems avoids recomputing them.
+const std::string& cached_stem(std::string_view word) {
+  thread_local std::unordered_map<std::string, std::string> cache;
+  auto it = cache.find(std::string(word));
+  if (it != cache.end()) return it->second;
+  if (cache.size() >= 200000) cache.clear();
+  return cache.emplace(std::string(word), encode_utf8(porter_stem(decode_utf8(word)))).first->second;
 }
+}  // namespace
+
+std::string porter_stem_utf8(std::string_view word) { return cached_stem(word); }
+
+std::string porter_stem_ascii(std::string_view word) { return cached_stem(word); }
 
 }  // namespace vlm::metrics

@@ -23,12 +23,31 @@ std::string pcre2_message(int rc) {
   return reinterpret_cast<const char*>(buf);
 }
 
+// One match-data block per thread, reused by every pattern with at most 15 capture groups (all of ours); a user
+// pattern with more gets its own block.
 struct MatchData {
-  explicit MatchData(const pcre2_code* code) : data(pcre2_match_data_create_from_pattern(code, nullptr)) {
+  explicit MatchData(const pcre2_code* code) {
+    uint32_t captures = 0;
+    pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &captures);
+    if (captures < 16) {
+      thread_local struct Holder {
+        pcre2_match_data* data = pcre2_match_data_create(16, nullptr);
+        ~Holder() { pcre2_match_data_free(data); }
+      } holder;
+      data = holder.data;
+    } else {
+      owned = pcre2_match_data_create_from_pattern(code, nullptr);
+      data = owned;
+    }
     if (!data) fail(ErrorCode::out_of_memory, "PCRE2 could not allocate match data");
   }
-  ~MatchData() { pcre2_match_data_free(data); }
-  pcre2_match_data* data;
+  ~MatchData() {
+    if (owned) pcre2_match_data_free(owned);
+  }
+  MatchData(const MatchData&) = delete;
+  MatchData& operator=(const MatchData&) = delete;
+  pcre2_match_data* data = nullptr;
+  pcre2_match_data* owned = nullptr;
 };
 }  // namespace
 

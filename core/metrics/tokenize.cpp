@@ -120,10 +120,41 @@ std::string tokenize_13a(std::string_view input) {
 
 namespace {
 
+// A regex rule and the substrings one of which must occur for it to match (a cheap pre-check; empty = always
+// run). Contraction rules check an ASCII-lowercased copy, with triggers that avoid the letters i, s and k, whose
+// case-insensitive matches include non-ASCII characters.
 struct Rule {
   Regex regex;
   std::string replacement;
+  std::vector<std::string> triggers;
+  bool may_apply(const std::string& text) const {
+    if (triggers.empty()) return true;
+    for (const std::string& t : triggers) {
+      if (text.find(t) != std::string::npos) return true;
+    }
+    return false;
+  }
 };
+
+std::string ascii_lower(const std::string& s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  }
+  return out;
+}
+
+// Whether \s+ -> " " can change the text: any whitespace other than a lone ASCII space, or any non-ASCII byte.
+bool needs_space_collapse(const std::string& text) {
+  char prev = 0;
+  for (char ch : text) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (c >= 0x80 || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F)) return true;
+    if (ch == ' ' && prev == ' ') return true;
+    prev = ch;
+  }
+  return false;
+}
 
 // A letter as Python's IGNORECASE sees it (stdlib re also folds U+0130/U+0131 to i, both engines fold U+017F to s).
 std::string caseless_word(std::string_view word, bool std_re) {
@@ -155,66 +186,87 @@ class NltkRules {
     const std::string b = "(?:(?<=" + w + ")(?!" + w + ")|(?<!" + w + ")(?=" + w + "))";
     const std::string re_b = "(?:(?<=" + re_w + ")(?!" + re_w + ")|(?<!" + re_w + ")(?=" + re_w + "))";
 
-    auto add = [](std::vector<Rule>& v, const std::string& pattern, const std::string& repl, const char* name) {
-      v.push_back(Rule{Regex(pattern, std::string("nltk rule ") + name), repl});
+    auto add = [](std::vector<Rule>& v, const std::string& pattern, const std::string& repl, const char* name,
+                  std::vector<std::string> triggers = {}) {
+      v.push_back(Rule{Regex(pattern, std::string("nltk rule ") + name), repl, std::move(triggers)});
     };
+    const std::string e280 = "\xE2\x80";  // U+2000..U+203F (quotes, dashes, spaces)
     // STARTING_QUOTES
-    add(starting_, "([\\x{AB}\\x{201C}\\x{2018}\\x{201E}]|[`]+)", " $1 ", "starting_quotes[0]");
-    add(starting_, "^\"", "``", "starting_quotes[1]");
-    add(starting_, "(``)", " $1 ", "starting_quotes[2]");
-    add(starting_, "([ \\(\\[{<])(\"|'{2})", "$1 `` ", "starting_quotes[3]");
+    add(starting_, "([\\x{AB}\\x{201C}\\x{2018}\\x{201E}]|[`]+)", " $1 ", "starting_quotes[0]", {"`", "\xC2\xAB", e280});
+    add(starting_, "^\"", "``", "starting_quotes[1]", {"\""});
+    add(starting_, "(``)", " $1 ", "starting_quotes[2]", {"``"});
+    add(starting_, "([ \\(\\[{<])(\"|'{2})", "$1 `` ", "starting_quotes[3]", {"\"", "''"});
     {
       std::string alts;
       for (const char* a : {"re", "ve", "ll", "m", "t", "s", "d", "n"}) {
         if (!alts.empty()) alts += '|';
         alts += caseless_word(a, false);
       }
-      add(starting_, "(?<!" + w + ")(')(?!(?:" + alts + ")" + b + ")(?=" + w + ")", "$1 ", "starting_quotes[4]");
+      add(starting_, "(?<!" + w + ")(')(?!(?:" + alts + ")" + b + ")(?=" + w + ")", "$1 ", "starting_quotes[4]", {"'"});
     }
     // PUNCTUATION
     const std::string closers = "\\]\\)}>\"'\\x{BB}\\x{201D}\\x{2019} ";
-    add(punctuation_, "([^\\.])(\\.)([" + closers + "]*+)" + s + "*$", "$1 $2 $3 ", "punctuation[0]");
+    add(punctuation_, "([^\\.])(\\.)([" + closers + "]*+)" + s + "*$", "$1 $2 $3 ", "punctuation[0]", {"."});
     add(punctuation_, "([:,])([^" + pcre2_class_body(CharClass::regex_module_digit) + "])", " $1 $2",
-        "punctuation[1]");
-    add(punctuation_, "([:,])$", " $1 ", "punctuation[2]");
-    add(punctuation_, "\\.{2,}", " $0 ", "punctuation[3]");
-    add(punctuation_, "[;@#$%&]", " $0 ", "punctuation[4]");
-    add(punctuation_, "[\\x{2012}-\\x{2015}]", " $0 ", "punctuation[5]");
-    add(punctuation_, "([^\\.])(\\.)([\\]\\)}>\"']*)" + s + "*$", "$1 $2$3 ", "punctuation[6]");
-    add(punctuation_, "[?!]", " $0 ", "punctuation[7]");
-    add(punctuation_, "([^'])' ", "$1 ' ", "punctuation[8]");
-    add(punctuation_, "[*]", " $0 ", "punctuation[9]");
+        "punctuation[1]", {":", ","});
+    add(punctuation_, "([:,])$", " $1 ", "punctuation[2]", {":", ","});
+    add(punctuation_, "\\.{2,}", " $0 ", "punctuation[3]", {".."});
+    add(punctuation_, "[;@#$%&]", " $0 ", "punctuation[4]", {";", "@", "#", "$", "%", "&"});
+    add(punctuation_, "[\\x{2012}-\\x{2015}]", " $0 ", "punctuation[5]", {e280});
+    add(punctuation_, "([^\\.])(\\.)([\\]\\)}>\"']*)" + s + "*$", "$1 $2$3 ", "punctuation[6]", {"."});
+    add(punctuation_, "[?!]", " $0 ", "punctuation[7]", {"?", "!"});
+    add(punctuation_, "([^'])' ", "$1 ' ", "punctuation[8]", {"' "});
+    add(punctuation_, "[*]", " $0 ", "punctuation[9]", {"*"});
     (void)d;
     // PARENS_BRACKETS and DOUBLE_DASHES
-    add(middle_, "[\\]\\[\\(\\)\\{\\}\\<\\>]", " $0 ", "parens_brackets");
-    add(middle_, "--", " -- ", "double_dashes");
+    add(middle_, "[\\]\\[\\(\\)\\{\\}\\<\\>]", " $0 ", "parens_brackets", {"[", "]", "(", ")", "{", "}", "<", ">"});
+    add(middle_, "--", " -- ", "double_dashes", {"--"});
     // ENDING_QUOTES
-    add(ending_, "([\\x{BB}\\x{201D}\\x{2019}])", " $1 ", "ending_quotes[0]");
-    add(ending_, "''", " '' ", "ending_quotes[1]");
-    add(ending_, "\"", " '' ", "ending_quotes[2]");
+    add(ending_, "([\\x{BB}\\x{201D}\\x{2019}])", " $1 ", "ending_quotes[0]", {"\xC2\xBB", e280});
+    add(ending_, "''", " '' ", "ending_quotes[1]", {"''"});
+    add(ending_, "\"", " '' ", "ending_quotes[2]", {"\""});
     add(ending_, s + "+", " ", "ending_quotes[3]");
-    add(ending_, "([^' ])('[sS]|'[mM]|'[dD]|') ", "$1 $2 ", "ending_quotes[4]");
-    add(ending_, "([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ", "$1 $2 ", "ending_quotes[5]");
+    space_collapse_index_ = ending_.size() - 1;
+    add(ending_, "([^' ])('[sS]|'[mM]|'[dD]|') ", "$1 $2 ", "ending_quotes[4]", {"'"});
+    add(ending_, "([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ", "$1 $2 ", "ending_quotes[5]", {"'"});
     // CONTRACTIONS2 / CONTRACTIONS3 (stdlib re, case-insensitive)
     auto cw = [](const char* word) { return caseless_word(word, true); };
-    const std::pair<const char*, const char*> pairs[] = {{"can", "not"}, {"d", "'ye"}, {"gim", "me"},
-                                                         {"gon", "na"},  {"got", "ta"}, {"lem", "me"},
-                                                         {"more", "'n"}};
-    for (const auto& [first, second] : pairs) {
-      add(ending_, re_b + "(" + cw(first) + ")(" + cw(second) + ")" + re_b, " $1 $2 ", "contractions2");
+    struct Contraction {
+      const char* first;
+      const char* second;
+      const char* trigger;  // lowercase ASCII, no i/s/k
+    };
+    const Contraction pairs[] = {{"can", "not", "cannot"}, {"d", "'ye", "'ye"},    {"gim", "me", "mme"},
+                                 {"gon", "na", "onna"},    {"got", "ta", "otta"},  {"lem", "me", "mme"},
+                                 {"more", "'n", "ore'n"}};
+    for (const auto& c : pairs) {
+      add(contractions_, re_b + "(" + cw(c.first) + ")(" + cw(c.second) + ")" + re_b, " $1 $2 ", "contractions2",
+          {c.trigger});
     }
-    add(ending_, re_b + "(" + cw("wan") + ")(" + cw("na") + ")(?=" + re_space + ")", " $1 $2 ", "contractions2");
-    add(ending_, " (" + cw("'t") + ")(" + cw("is") + ")" + re_b, " $1 $2 ", "contractions3");
-    add(ending_, " (" + cw("'t") + ")(" + cw("was") + ")" + re_b, " $1 $2 ", "contractions3");
+    add(contractions_, re_b + "(" + cw("wan") + ")(" + cw("na") + ")(?=" + re_space + ")", " $1 $2 ",
+        "contractions2", {"anna"});
+    add(contractions_, " (" + cw("'t") + ")(" + cw("is") + ")" + re_b, " $1 $2 ", "contractions3", {" 't"});
+    add(contractions_, " (" + cw("'t") + ")(" + cw("was") + ")" + re_b, " $1 $2 ", "contractions3", {" 'twa"});
   }
 
   std::vector<std::string> tokenize(std::string_view input) const {
     std::string text(input);
-    for (const Rule& r : starting_) text = r.regex.replace_all(text, r.replacement);
-    for (const Rule& r : punctuation_) text = r.regex.replace_all(text, r.replacement);
-    for (const Rule& r : middle_) text = r.regex.replace_all(text, r.replacement);
+    auto apply = [&text](const Rule& r) {
+      if (r.may_apply(text)) text = r.regex.replace_all(text, r.replacement);
+    };
+    for (const Rule& r : starting_) apply(r);
+    for (const Rule& r : punctuation_) apply(r);
+    for (const Rule& r : middle_) apply(r);
     text = " " + text + " ";
-    for (const Rule& r : ending_) text = r.regex.replace_all(text, r.replacement);
+    for (size_t i = 0; i < ending_.size(); ++i) {
+      if (i == space_collapse_index_ && !needs_space_collapse(text)) continue;
+      apply(ending_[i]);
+    }
+    // Inserting spaces never creates a trigger substring, so one lowered copy serves all contraction rules.
+    const std::string lowered = ascii_lower(text);
+    for (const Rule& r : contractions_) {
+      if (r.may_apply(lowered)) text = r.regex.replace_all(text, r.replacement);
+    }
     std::vector<std::string> out;
     for (std::string_view tok : python_split(text)) out.emplace_back(tok);
     return out;
@@ -225,6 +277,8 @@ class NltkRules {
   std::vector<Rule> punctuation_;
   std::vector<Rule> middle_;
   std::vector<Rule> ending_;
+  std::vector<Rule> contractions_;
+  size_t space_collapse_index_ = 0;
 };
 
 }  // namespace
