@@ -534,6 +534,16 @@ Vocab vocab_from_object(const json& v, const std::string& where) {
   return vocab;
 }
 
+Vocab vocab_from(const json& j, ModelTables* tables, const std::string& where) {
+  if (tables && tables->has_vocab) {
+    Vocab vocab;
+    for (auto& [token, id] : tables->vocab) vocab.add(std::move(token), id, where);
+    tables->vocab.clear();
+    return vocab;
+  }
+  return vocab_from_object(j.at("vocab"), where);
+}
+
 std::optional<std::string> optional_string(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::nullopt;
@@ -542,7 +552,7 @@ std::optional<std::string> optional_string(const json& j, const char* key) {
 
 }  // namespace
 
-std::unique_ptr<Model> make_model(const json& j, const std::string& where) {
+std::unique_ptr<Model> make_model(const json& j, const std::string& where, ModelTables* tables) {
   if (!j.is_object()) bad("tokenizer.json " + where, "expected an object");
   std::string type = j.value("type", "");
   const std::string w = "tokenizer.json " + where;
@@ -564,8 +574,9 @@ std::unique_ptr<Model> make_model(const json& j, const std::string& where) {
       opt.byte_fallback = j.value("byte_fallback", false);
       opt.ignore_merges = j.value("ignore_merges", false);
       std::vector<std::pair<std::string, std::string>> merges;
+      if (tables && tables->has_merges) merges.swap(tables->merges);
       const json& list = j.at("merges");
-      merges.reserve(list.size());
+      merges.reserve(merges.size() + list.size());
       for (std::size_t i = 0; i < list.size(); ++i) {
         const json& m = list[i];
         if (m.is_string()) {
@@ -580,15 +591,15 @@ std::unique_ptr<Model> make_model(const json& j, const std::string& where) {
           bad(w, "merges[" + std::to_string(i) + "] must be \"a b\" or [\"a\", \"b\"]");
         }
       }
-      return std::make_unique<BpeModel>(vocab_from_object(j.at("vocab"), w), merges, std::move(opt), w);
+      return std::make_unique<BpeModel>(vocab_from(j, tables, w), merges, std::move(opt), w);
     }
     if (type == "Unigram") return std::make_unique<UnigramModel>(j, w);
     if (type == "WordPiece")
-      return std::make_unique<WordPieceModel>(vocab_from_object(j.at("vocab"), w), j.value("unk_token", "[UNK]"),
+      return std::make_unique<WordPieceModel>(vocab_from(j, tables, w), j.value("unk_token", "[UNK]"),
                                               j.value("continuing_subword_prefix", "##"),
                                               j.value("max_input_chars_per_word", std::size_t{100}));
     if (type == "WordLevel")
-      return std::make_unique<WordLevelModel>(vocab_from_object(j.at("vocab"), w), j.value("unk_token", "<unk>"));
+      return std::make_unique<WordLevelModel>(vocab_from(j, tables, w), j.value("unk_token", "<unk>"));
   } catch (const nlohmann::json::exception& e) {
     bad(w, std::string("malformed model section: ") + e.what());
   }

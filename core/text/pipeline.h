@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -60,7 +61,14 @@ class Decoder {
 // yields nullptr (no stage).
 std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j, const std::string& where);
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const nlohmann::json& j, const std::string& where);
-std::unique_ptr<Model> make_model(const nlohmann::json& j, const std::string& where);
+// The model's bulk tables when read by the fast scanner (json_scan.h) instead of nlohmann_json.
+struct ModelTables {
+  bool has_vocab = false;
+  std::vector<std::pair<std::string, std::int32_t>> vocab;
+  bool has_merges = false;
+  std::vector<std::pair<std::string, std::string>> merges;
+};
+std::unique_ptr<Model> make_model(const nlohmann::json& j, const std::string& where, ModelTables* tables = nullptr);
 std::unique_ptr<PostProcessor> make_post_processor(const nlohmann::json& j, const std::string& where);
 std::unique_ptr<Decoder> make_decoder(const nlohmann::json& j, const std::string& where);
 

@@ -7,11 +7,12 @@
 #include <unordered_set>
 
 #include <nlohmann/json.hpp>
-#include <sentencepiece_processor.h>
 
 #include "base/error.h"
 #include "base/fs.h"
+#include "text/json_scan.h"
 #include "text/pipeline.h"
+#include "text/sentencepiece_model.h"
 #include "text/unicode.h"
 
 namespace vlm {
@@ -165,7 +166,7 @@ struct Tokenizer::Impl {
   TokenMatcher raw_matcher, normalized_matcher;
 
   // tokenizer.model
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> spm;
+  std::unique_ptr<SentencePieceModel> spm;
 
   std::optional<std::int32_t> bos, eos, unk, pad;
 
@@ -236,9 +237,7 @@ struct Tokenizer::Impl {
 
   void encode_valid(std::string_view input, bool add_special, std::vector<std::int32_t>& ids) const {
     if (spm) {
-      std::vector<int> pieces;
-      const auto status = spm->Encode(absl::string_view(input.data(), input.size()), &pieces);
-      if (!status.ok()) fail(ErrorCode::internal, "sentencepiece Encode failed: " + status.ToString());
+      const std::vector<int> pieces = spm->encode(input);
       if (add_special && config.add_bos_token && bos) ids.push_back(*bos);
       ids.insert(ids.end(), pieces.begin(), pieces.end());
       if (add_special && config.add_eos_token && eos) ids.push_back(*eos);
@@ -272,8 +271,8 @@ struct Tokenizer::Impl {
 
   std::optional<std::int32_t> token_to_id(std::string_view token) const {
     if (spm) {
-      const int id = spm->PieceToId(absl::string_view(token.data(), token.size()));
-      if (id == spm->unk_id() && token != spm->IdToPiece(id)) return std::nullopt;
+      const int id = spm->piece_to_id(token);
+      if (id == spm->unk_id() && token != spm->id_to_piece(id)) return std::nullopt;
       return id;
     }
     auto it = added_by_content.find(std::string(token));
@@ -394,13 +393,54 @@ void apply_transformers_class_rules(json& tj, const std::string& config_text) {
 
 std::unique_ptr<Tokenizer::Impl> build_from_json(const std::string& tokenizer_json, const std::string& config_text,
                                                  const TokenizerOptions& options, const std::string& where) {
-  json tj;
-  try {
-    tj = json::parse(tokenizer_json);
-  } catch (const json::exception& e) {
-    fail(ErrorCode::corrupt_data, where + ": not valid JSON: " + e.what());
+  // The model's vocab and merges go through the fast scanner; every other section through nlohmann_json.
+  json tj = json::object();
+  text::ModelTables tables;
+  text::JsonScanner in(tokenizer_json, where);
+  auto parse_value = [&](const std::string& key) {
+    const std::string_view raw = in.value_text();
+    try {
+      return json::parse(raw.begin(), raw.end());
+    } catch (const json::exception& e) {
+      fail(ErrorCode::corrupt_data, where + ": the value of \"" + key + "\" is not valid JSON: " + e.what());
+    }
+  };
+  if (in.peek() != '{') fail(ErrorCode::corrupt_data, where + ": not valid JSON: expected an object");
+  in.expect('{');
+  if (!in.consume('}')) {
+    do {
+      const std::string key = in.parse_string();
+      in.expect(':');
+      if (key == "model" && in.peek() == '{') {
+        json model = json::object();
+        in.expect('{');
+        if (!in.consume('}')) {
+          do {
+            const std::string k = in.parse_string();
+            in.expect(':');
+            if (k == "vocab" && in.peek() == '{') {
+              tables.vocab = text::scan_vocab_object(in);
+              tables.has_vocab = true;
+              model[k] = json::object();
+            } else if (k == "merges" && in.peek() == '[') {
+              tables.merges = text::scan_merges(in);
+              tables.has_merges = true;
+              model[k] = json::array();
+            } else {
+              model[k] = parse_value("model." + k);
+            }
+          } while (in.consume(','));
+        }
+        in.expect('}');
+        tj[key] = std::move(model);
+      } else {
+        tj[key] = parse_value(key);
+      }
+    } while (in.consume(','));
   }
-  if (!tj.is_object() || !tj.contains("model"))
+  in.expect('}');
+  if (in.peek() != '\0') fail(ErrorCode::corrupt_data, where + ": unexpected text after the JSON object");
+  if (!tj.contains("model"))
     fail(ErrorCode::corrupt_data, where + ": not a tokenizer.json (no \"model\" section)");
   if (options.flavor == TokenizerOptions::Flavor::transformers) apply_transformers_class_rules(tj, config_text);
   auto impl = std::make_unique<Tokenizer::Impl>();
@@ -414,7 +454,7 @@ std::unique_ptr<Tokenizer::Impl> build_from_json(const std::string& tokenizer_js
   try {
     impl->normalizer = text::make_normalizer(section("normalizer"), "normalizer");
     impl->pre_tokenizer = text::make_pre_tokenizer(section("pre_tokenizer"), "pre_tokenizer");
-    impl->model = text::make_model(tj["model"], "model");
+    impl->model = text::make_model(tj["model"], "model", &tables);
     impl->post_processor = text::make_post_processor(section("post_processor"), "post_processor");
     impl->decoder = text::make_decoder(section("decoder"), "decoder");
     const json& added = section("added_tokens");
@@ -475,13 +515,11 @@ std::unique_ptr<Tokenizer::Impl> build_gpt2_pair(const std::string& vocab, const
 std::unique_ptr<Tokenizer::Impl> build_sentencepiece(const std::string& path, const std::string& config_text) {
   auto impl = std::make_unique<Tokenizer::Impl>();
   impl->source = path;
-  impl->spm = std::make_unique<sentencepiece::SentencePieceProcessor>();
-  const auto status = impl->spm->Load(path);
-  if (!status.ok()) fail(ErrorCode::corrupt_data, path + ": not a SentencePiece model: " + status.ToString());
+  impl->spm = SentencePieceModel::load(path);
   // Defaults of transformers' SentencePiece tokenizers: BOS added, EOS not.
   auto piece = [&](int id) -> std::optional<std::string> {
     if (id < 0) return std::nullopt;
-    return impl->spm->IdToPiece(id);
+    return impl->spm->id_to_piece(id);
   };
   impl->config.bos_token = piece(impl->spm->bos_id());
   impl->config.eos_token = piece(impl->spm->eos_id());
@@ -595,12 +633,11 @@ std::string Tokenizer::decode(const std::vector<std::int32_t>& ids, const Decode
   if (m.spm) {
     std::vector<int> kept;
     for (std::int32_t id : ids) {
-      if (id >= m.spm->GetPieceSize()) continue;
-      if (options.skip_special_tokens && (m.spm->IsControl(id) || m.spm->IsUnknown(id))) continue;
+      if (id >= m.spm->piece_size()) continue;
+      if (options.skip_special_tokens && (m.spm->is_control(id) || m.spm->is_unknown(id))) continue;
       kept.push_back(id);
     }
-    const auto status = m.spm->Decode(kept, &text);
-    if (!status.ok()) fail(ErrorCode::internal, "sentencepiece Decode failed: " + status.ToString());
+    text = m.spm->decode(kept);
   } else {
     std::vector<std::string> tokens;
     tokens.reserve(ids.size());
@@ -631,8 +668,8 @@ std::optional<std::int32_t> Tokenizer::token_to_id(std::string_view token) const
 
 std::optional<std::string> Tokenizer::id_to_token(std::int32_t id) const {
   if (impl_->spm) {
-    if (id < 0 || id >= impl_->spm->GetPieceSize()) return std::nullopt;
-    return impl_->spm->IdToPiece(id);
+    if (id < 0 || id >= impl_->spm->piece_size()) return std::nullopt;
+    return impl_->spm->id_to_piece(id);
   }
   const std::string* t = impl_->id_to_token(id);
   if (!t) return std::nullopt;
@@ -640,7 +677,7 @@ std::optional<std::string> Tokenizer::id_to_token(std::int32_t id) const {
 }
 
 std::size_t Tokenizer::vocab_size() const {
-  if (impl_->spm) return static_cast<std::size_t>(impl_->spm->GetPieceSize());
+  if (impl_->spm) return static_cast<std::size_t>(impl_->spm->piece_size());
   std::size_t n = impl_->model->vocab_size();
   for (const AddedToken& t : impl_->added)
     if (!impl_->model->token_to_id(t.content)) ++n;
@@ -648,7 +685,7 @@ std::size_t Tokenizer::vocab_size() const {
 }
 
 bool Tokenizer::is_special(std::int32_t id) const {
-  if (impl_->spm) return id >= 0 && id < impl_->spm->GetPieceSize() && impl_->spm->IsControl(id);
+  if (impl_->spm) return id >= 0 && id < impl_->spm->piece_size() && impl_->spm->is_control(id);
   auto it = impl_->added_by_id.find(id);
   return it != impl_->added_by_id.end() && impl_->added[it->second].special;
 }
@@ -656,8 +693,8 @@ bool Tokenizer::is_special(std::int32_t id) const {
 std::vector<std::int32_t> Tokenizer::special_ids() const {
   std::set<std::int32_t> ids;
   if (impl_->spm) {
-    for (int i = 0; i < impl_->spm->GetPieceSize(); ++i)
-      if (impl_->spm->IsControl(i)) ids.insert(i);
+    for (int i = 0; i < impl_->spm->piece_size(); ++i)
+      if (impl_->spm->is_control(i)) ids.insert(i);
   }
   for (const AddedToken& t : impl_->added)
     if (t.special) ids.insert(t.id);
