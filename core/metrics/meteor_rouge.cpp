@@ -19,37 +19,57 @@ struct Enum {
 using Match = std::pair<int, int>;  // (hypothesis index, reference index)
 
 // _match_enums: hypothesis words from last to first take the last still-unmatched equal reference word.
+void remove_matched(std::vector<Enum>& items, const std::vector<char>& matched) {
+  size_t k = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (!matched[i]) {
+      if (k != i) items[k] = std::move(items[i]);
+      ++k;
+    }
+  }
+  items.resize(k);
+}
+
+// The last unmatched reference position holding `word` (what popping ref_positions[word] yields), or -1.
+long last_unmatched(const std::vector<Enum>& ref, const std::vector<char>& ref_matched, std::string_view word) {
+  for (size_t j = ref.size(); j-- > 0;) {
+    if (!ref_matched[j] && ref[j].word == word) return static_cast<long>(j);
+  }
+  return -1;
+}
+
 void match_enums(std::vector<Enum>& hyp, std::vector<Enum>& ref, std::vector<Match>& matches) {
-  std::unordered_map<std::string_view, std::vector<size_t>> ref_positions;
-  for (size_t j = 0; j < ref.size(); ++j) ref_positions[ref[j].word].push_back(j);
-  std::vector<bool> hyp_matched(hyp.size(), false), ref_matched(ref.size(), false);
-  for (size_t i = hyp.size(); i-- > 0;) {
-    auto it = ref_positions.find(hyp[i].word);
-    if (it == ref_positions.end() || it->second.empty()) continue;
-    size_t j = it->second.back();
-    it->second.pop_back();
-    hyp_matched[i] = true;
-    ref_matched[j] = true;
-    matches.emplace_back(hyp[i].index, ref[j].index);
+  std::vector<char> hyp_matched(hyp.size(), 0), ref_matched(ref.size(), 0);
+  if (hyp.size() * ref.size() <= 4096) {
+    // Short texts: a backwards scan finds the same position as nltk's per-word position lists.
+    for (size_t i = hyp.size(); i-- > 0;) {
+      long j = last_unmatched(ref, ref_matched, hyp[i].word);
+      if (j < 0) continue;
+      hyp_matched[i] = 1;
+      ref_matched[j] = 1;
+      matches.emplace_back(hyp[i].index, ref[j].index);
+    }
+  } else {
+    std::unordered_map<std::string_view, std::vector<size_t>> ref_positions;
+    for (size_t j = 0; j < ref.size(); ++j) ref_positions[ref[j].word].push_back(j);
+    for (size_t i = hyp.size(); i-- > 0;) {
+      auto it = ref_positions.find(hyp[i].word);
+      if (it == ref_positions.end() || it->second.empty()) continue;
+      size_t j = it->second.back();
+      it->second.pop_back();
+      hyp_matched[i] = 1;
+      ref_matched[j] = 1;
+      matches.emplace_back(hyp[i].index, ref[j].index);
+    }
   }
-  std::vector<Enum> h2, r2;
-  for (size_t i = 0; i < hyp.size(); ++i) {
-    if (!hyp_matched[i]) h2.push_back(std::move(hyp[i]));
-  }
-  for (size_t j = 0; j < ref.size(); ++j) {
-    if (!ref_matched[j]) r2.push_back(std::move(ref[j]));
-  }
-  hyp.swap(h2);
-  ref.swap(r2);
+  remove_matched(hyp, hyp_matched);
+  remove_matched(ref, ref_matched);
 }
 
 // _enum_wordnetsyn_match: a hypothesis word matches the last unmatched reference word among its WordNet lemma
 // names (names with '_' skipped) or itself.
 void wordnet_match(std::vector<Enum>& hyp, std::vector<Enum>& ref, const WordNet& wordnet,
                    std::vector<Match>& matches) {
-  std::unordered_map<std::string, std::vector<size_t>> ref_positions;
-  for (size_t j = 0; j < ref.size(); ++j) ref_positions[ref[j].word].push_back(j);
-  std::vector<bool> hyp_matched(hyp.size(), false), ref_matched(ref.size(), false);
   // Per-thread memo of each word's synonym list (lemma names without '_'), for the WordNet folder last used.
   thread_local std::string cached_dir;
   thread_local std::unordered_map<std::string, std::vector<std::string>> cache;
@@ -57,6 +77,7 @@ void wordnet_match(std::vector<Enum>& hyp, std::vector<Enum>& ref, const WordNet
     cache.clear();
     cached_dir = wordnet.directory();
   }
+  std::vector<char> hyp_matched(hyp.size(), 0), ref_matched(ref.size(), 0);
   for (size_t i = hyp.size(); i-- > 0;) {
     auto found = cache.find(hyp[i].word);
     if (found == cache.end()) {
@@ -67,33 +88,25 @@ void wordnet_match(std::vector<Enum>& hyp, std::vector<Enum>& ref, const WordNet
       names.push_back(hyp[i].word);
       found = cache.emplace(hyp[i].word, std::move(names)).first;
     }
-    const std::vector<std::string>& syns = found->second;
+    // The candidate is the highest unmatched reference position whose word is a synonym (or the word itself).
     long best_j = -1;
-    std::vector<size_t>* best = nullptr;
-    for (const std::string& syn : syns) {
-      auto it = ref_positions.find(syn);
-      if (it == ref_positions.end() || it->second.empty()) continue;
-      if (static_cast<long>(it->second.back()) > best_j) {
-        best_j = static_cast<long>(it->second.back());
-        best = &it->second;
+    for (size_t j = ref.size(); j-- > 0 && best_j < 0;) {
+      if (ref_matched[j]) continue;
+      for (const std::string& syn : found->second) {
+        if (syn == ref[j].word) {
+          best_j = static_cast<long>(j);
+          break;
+        }
       }
     }
-    if (best) {
-      best->pop_back();
-      hyp_matched[i] = true;
-      ref_matched[best_j] = true;
+    if (best_j >= 0) {
+      hyp_matched[i] = 1;
+      ref_matched[best_j] = 1;
       matches.emplace_back(hyp[i].index, ref[best_j].index);
     }
   }
-  std::vector<Enum> h2, r2;
-  for (size_t i = 0; i < hyp.size(); ++i) {
-    if (!hyp_matched[i]) h2.push_back(std::move(hyp[i]));
-  }
-  for (size_t j = 0; j < ref.size(); ++j) {
-    if (!ref_matched[j]) r2.push_back(std::move(ref[j]));
-  }
-  hyp.swap(h2);
-  ref.swap(r2);
+  remove_matched(hyp, hyp_matched);
+  remove_matched(ref, ref_matched);
 }
 
 int count_chunks(const std::vector<Match>& matches) {

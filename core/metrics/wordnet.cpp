@@ -25,8 +25,8 @@ std::string read_wordnet_file(const std::string& dir, const std::string& name) {
 }
 
 // Splits on ASCII whitespace (the WordNet files are ASCII; Python's split() agrees on them).
-std::vector<std::string_view> fields(std::string_view line) {
-  std::vector<std::string_view> out;
+void fields(std::string_view line, std::vector<std::string_view>& out) {
+  out.clear();
   size_t i = 0;
   while (i < line.size()) {
     while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r' || line[i] == '\n')) ++i;
@@ -34,14 +34,34 @@ std::vector<std::string_view> fields(std::string_view line) {
     while (i < line.size() && !(line[i] == ' ' || line[i] == '\t' || line[i] == '\r' || line[i] == '\n')) ++i;
     if (i > start) out.push_back(line.substr(start, i - start));
   }
+}
+
+std::vector<std::string_view> fields(std::string_view line) {
+  std::vector<std::string_view> out;
+  fields(line, out);
   return out;
 }
 
 unsigned long parse_number(std::string_view text, int base, const std::string& where) {
+  if (base == 10 && !text.empty() && text.size() < 19) {
+    unsigned long v = 0;
+    bool ok = true;
+    for (char c : text) {
+      if (c < '0' || c > '9') {
+        ok = false;
+        break;
+      }
+      v = v * 10 + static_cast<unsigned long>(c - '0');
+    }
+    if (ok) return v;
+  }
   std::string s(text);
   char* end = nullptr;
   unsigned long v = std::strtoul(s.c_str(), &end, base);
-  if (s.empty() || *end != '\0') fail(ErrorCode::corrupt_data, where + ": expected a number, found '" + s + "'");
+  if (s.empty() || *end != '\0') {
+    fail(ErrorCode::corrupt_data, (where.empty() ? std::string("WordNet index") : where) +
+                                      ": expected a number, found '" + s + "'");
+  }
   return v;
 }
 
@@ -76,6 +96,7 @@ std::shared_ptr<const WordNet> WordNet::load(const std::string& dir) {
     std::string index = read_wordnet_file(dir, index_name);
     size_t pos = 0;
     size_t line_no = 0;
+    std::vector<std::string_view> f;
     while (pos < index.size()) {
       size_t eol = index.find('\n', pos);
       if (eol == std::string::npos) eol = index.size();
@@ -83,18 +104,25 @@ std::shared_ptr<const WordNet> WordNet::load(const std::string& dir) {
       pos = eol + 1;
       ++line_no;
       if (line.empty() || line[0] == ' ') continue;  // license header
-      auto f = fields(line);
-      const std::string where = dir + "/" + index_name + " line " + std::to_string(line_no);
-      if (f.size() < 4) fail(ErrorCode::corrupt_data, where + ": too few fields");
-      unsigned long n_synsets = parse_number(f[2], 10, where);
-      unsigned long n_pointers = parse_number(f[3], 10, where);
+      fields(line, f);
+      auto where = [&] { return dir + "/" + index_name + " line " + std::to_string(line_no); };
+      // parse_number's fast path needs no message; the slow path (an error) names the line.
+      auto num = [&](std::string_view t) {
+        for (char c : t) {
+          if (c < '0' || c > '9') return parse_number(t, 10, where());
+        }
+        return parse_number(t, 10, "");
+      };
+      if (f.size() < 4) fail(ErrorCode::corrupt_data, where() + ": too few fields");
+      unsigned long n_synsets = num(f[2]);
+      unsigned long n_pointers = num(f[3]);
       size_t k = 4 + n_pointers;
-      if (f.size() < k + 2 + n_synsets) fail(ErrorCode::corrupt_data, where + ": too few synset offsets");
-      if (f[1].size() != 1) fail(ErrorCode::corrupt_data, where + ": bad part of speech");
+      if (f.size() < k + 2 + n_synsets) fail(ErrorCode::corrupt_data, where() + ": too few synset offsets");
+      if (f[1].size() != 1) fail(ErrorCode::corrupt_data, where() + ": bad part of speech");
       int line_pos = pos_index(f[1][0]);
       auto& offsets = wn->index_[std::string(f[0])][line_pos];
       offsets.clear();
-      for (unsigned long s = 0; s < n_synsets; ++s) offsets.push_back(parse_number(f[k + 2 + s], 10, where));
+      for (unsigned long s = 0; s < n_synsets; ++s) offsets.push_back(num(f[k + 2 + s]));
     }
     const std::string exc_name = std::string(kPosFile[p]) + ".exc";
     std::string exc = read_wordnet_file(dir, exc_name);
@@ -102,7 +130,7 @@ std::shared_ptr<const WordNet> WordNet::load(const std::string& dir) {
     while (pos < exc.size()) {
       size_t eol = exc.find('\n', pos);
       if (eol == std::string::npos) eol = exc.size();
-      auto f = fields(std::string_view(exc.data() + pos, eol - pos));
+      fields(std::string_view(exc.data() + pos, eol - pos), f);
       pos = eol + 1;
       if (f.empty()) continue;
       std::vector<std::string> bases;
