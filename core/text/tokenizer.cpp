@@ -488,26 +488,97 @@ std::string parent_dir(const std::string& path) {
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
+// A vocab.json + merges.txt pair. Without a tokenizer_config.json (or with the raw flavor) this is
+// GPT2TokenizerFast's pipeline with "<|endoftext|>" as the special token. With a config and the transformers
+// flavor it is what transformers 5.x GPT2Tokenizer builds: the config's special tokens (bos, eos, unk, sep, pad,
+// cls, mask, additional; default "<|endoftext|>" for bos/eos/unk) become added tokens, appended after the vocab
+// when missing from it, and add_bos_token / add_eos_token become a TemplateProcessing post-processor.
 std::unique_ptr<Tokenizer::Impl> build_gpt2_pair(const std::string& vocab, const std::string& merges,
-                                                 const std::string& config_text) {
+                                                 const std::string& config_text, const TokenizerOptions& options) {
   auto impl = std::make_unique<Tokenizer::Impl>();
+  impl->options = options;
   impl->source = vocab;
   impl->model = text::make_bpe_from_files(vocab, merges);
+  const std::string config_path = parent_dir(vocab) + "/tokenizer_config.json";
+  json c = config_text.empty() ? json() : json::parse(config_text, nullptr, false);
+  if (c.is_discarded()) fail(ErrorCode::corrupt_data, config_path + ": not valid JSON");
+  const std::string cls = c.is_object() ? c.value("tokenizer_class", "") : "";
+  const bool transformers_rules = options.flavor == TokenizerOptions::Flavor::transformers && c.is_object() &&
+                                  (cls.empty() || cls == "GPT2Tokenizer" || cls == "GPT2TokenizerFast");
+  const bool add_prefix_space =
+      transformers_rules && c.contains("add_prefix_space") && c["add_prefix_space"].is_boolean() &&
+      c["add_prefix_space"].get<bool>();
   impl->pre_tokenizer = text::make_pre_tokenizer(
-      json{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}, "pre_tokenizer");
+      json{{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space}, {"use_regex", true}}, "pre_tokenizer");
   impl->decoder = text::make_decoder(json{{"type", "ByteLevel"}}, "decoder");
-  impl->post_processor = text::make_post_processor(json{{"type", "ByteLevel"}}, "post_processor");
-  if (auto id = impl->model->token_to_id("<|endoftext|>")) {
-    AddedToken eot;
-    eot.content = "<|endoftext|>";
-    eot.id = *id;
-    eot.special = true;
-    eot.normalized = false;
-    impl->add_token(eot);
-    impl->config.bos_token = impl->config.eos_token = impl->config.unk_token = "<|endoftext|>";
+  if (!transformers_rules) {
+    impl->post_processor = text::make_post_processor(json{{"type", "ByteLevel"}}, "post_processor");
+    if (auto id = impl->model->token_to_id("<|endoftext|>")) {
+      AddedToken eot;
+      eot.content = "<|endoftext|>";
+      eot.id = *id;
+      eot.special = true;
+      eot.normalized = false;
+      impl->add_token(eot);
+      impl->config.bos_token = impl->config.eos_token = impl->config.unk_token = "<|endoftext|>";
+    }
+  } else {
+    std::int32_t next_id = static_cast<std::int32_t>(impl->model->vocab_size());
+    auto add_special = [&](const json& j) -> std::optional<std::string> {
+      AddedToken t;
+      if (j.is_string()) {
+        t.content = j.get<std::string>();
+        t.normalized = false;
+      } else if (j.is_object() && j.contains("content")) {
+        t.content = j["content"].get<std::string>();
+        t.normalized = j.value("normalized", false);
+        t.lstrip = j.value("lstrip", false);
+        t.rstrip = j.value("rstrip", false);
+        t.single_word = j.value("single_word", false);
+      } else {
+        return std::nullopt;
+      }
+      if (t.content.empty()) return std::nullopt;
+      t.special = true;
+      if (impl->added_by_content.count(t.content)) return t.content;
+      auto id = impl->model->token_to_id(t.content);
+      t.id = id ? *id : next_id++;
+      impl->add_token(t);
+      return t.content;
+    };
+    const json eot = "<|endoftext|>";
+    for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}) {
+      const bool defaults_to_eot = std::string(key) == "bos_token" || std::string(key) == "eos_token" ||
+                                   std::string(key) == "unk_token";
+      const json& value = c.contains(key) ? c[key] : (defaults_to_eot ? eot : json());
+      add_special(value);
+    }
+    if (c.contains("additional_special_tokens") && c["additional_special_tokens"].is_array())
+      for (const json& t : c["additional_special_tokens"]) add_special(t);
+    auto content_of = [&](const char* key, bool defaults_to_eot) -> std::optional<std::string> {
+      if (c.contains(key)) return token_content(c[key]);
+      if (defaults_to_eot) return std::string("<|endoftext|>");
+      return std::nullopt;
+    };
+    json single = json::array();
+    json specials = json::object();
+    auto add_template_token = [&](const std::optional<std::string>& content) {
+      if (!content) return;
+      const std::int32_t id = impl->added[impl->added_by_content.at(*content)].id;
+      single.push_back({{"SpecialToken", {{"id", *content}, {"type_id", 0}}}});
+      specials[*content] = {{"id", *content}, {"ids", {id}}, {"tokens", {*content}}};
+    };
+    if (c.value("add_bos_token", false)) add_template_token(content_of("bos_token", true));
+    single.push_back({{"Sequence", {{"id", "A"}, {"type_id", 0}}}});
+    if (c.value("add_eos_token", false)) add_template_token(content_of("eos_token", true));
+    impl->post_processor = text::make_post_processor(
+        json{{"type", "TemplateProcessing"}, {"single", single}, {"special_tokens", specials}}, "post_processor");
+    impl->config.bos_token = content_of("bos_token", true);
+    impl->config.eos_token = content_of("eos_token", true);
+    impl->config.unk_token = content_of("unk_token", true);
   }
   impl->build_matchers();
-  read_config(*impl, config_text, parent_dir(vocab) + "/tokenizer_config.json");
+  read_config(*impl, config_text, config_path);
   impl->resolve_specials();
   return impl;
 }
@@ -549,7 +620,7 @@ std::shared_ptr<Tokenizer> Tokenizer::load(const std::string& folder_or_file, co
       const std::string path = join_path(dir, "tokenizer.json");
       impl = build_from_json(read_file(path), config_text, options, path);
     } else if (path_exists(join_path(dir, "vocab.json")) && path_exists(join_path(dir, "merges.txt"))) {
-      impl = build_gpt2_pair(join_path(dir, "vocab.json"), join_path(dir, "merges.txt"), config_text);
+      impl = build_gpt2_pair(join_path(dir, "vocab.json"), join_path(dir, "merges.txt"), config_text, options);
     } else if (path_exists(join_path(dir, "tokenizer.model"))) {
       impl = build_sentencepiece(join_path(dir, "tokenizer.model"), config_text);
     } else {
@@ -562,7 +633,7 @@ std::shared_ptr<Tokenizer> Tokenizer::load(const std::string& folder_or_file, co
   } else if (ends_with(folder_or_file, "vocab.json")) {
     const std::string merges = join_path(parent_dir(folder_or_file), "merges.txt");
     if (!path_exists(merges)) fail(ErrorCode::not_found, merges + ": merges.txt must sit next to " + folder_or_file);
-    impl = build_gpt2_pair(folder_or_file, merges, "");
+    impl = build_gpt2_pair(folder_or_file, merges, "", options);
   } else {
     impl = build_from_json(read_file(folder_or_file), "", options, folder_or_file);
   }

@@ -2,8 +2,11 @@
 // 10,040-string corpus of tests/fixtures/text (see its README for what each field holds).
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
+
+#include <unistd.h>
 
 #include "base/fs.h"
 #include "fixture_reader.h"
@@ -170,6 +173,29 @@ TEST_CASE("gpt2 vocab.json + merges.txt matches tokenizers' BPE.from_file with t
   CHECK(tok->eos_id() == std::optional<std::int32_t>(50256));
   auto by_file = Tokenizer::load(folder + "/vocab.json");
   CHECK(by_file->encode("Hello world") == std::vector<std::int32_t>{15496, 995});
+}
+
+TEST_CASE("OPT-style vocab.json + merges.txt + tokenizer_config.json matches AutoTokenizer (GPT2Tokenizer)") {
+  const std::string gpt2 = vlm::test::shared_tokenizer("gpt2");
+  REQUIRE_MESSAGE(vlm::is_directory(gpt2), gpt2, " is missing (the shared data folder sits beside the clone)");
+  const std::string dir = "/tmp/vlm_test_text_opt_like_" + std::to_string(::getpid());
+  vlm::create_directories(dir);
+  vlm::write_file_atomic(dir + "/vocab.json", vlm::read_file(gpt2 + "/vocab.json"));
+  vlm::write_file_atomic(dir + "/merges.txt", vlm::read_file(gpt2 + "/merges.txt"));
+  vlm::write_file_atomic(dir + "/tokenizer_config.json",
+                         vlm::read_file(vlm::test::text_fixture("opt_like_tokenizer_config.json")));
+  auto tok = Tokenizer::load(dir);
+  check_against_fixture("opt_like", *tok, nullptr);
+  const json& a = meta()["tokenizer"]["opt_like"]["auto"];
+  CHECK(tok->bos_id() == std::optional<std::int32_t>(a["bos"].get<std::int32_t>()));
+  CHECK(tok->eos_id() == std::optional<std::int32_t>(a["eos"].get<std::int32_t>()));
+  CHECK(tok->pad_id() == std::optional<std::int32_t>(a["pad"].get<std::int32_t>()));
+  CHECK(tok->unk_id() == std::optional<std::int32_t>(a["unk"].get<std::int32_t>()));
+  CHECK(tok->vocab_size() == a["len"].get<std::size_t>());
+  std::remove((dir + "/vocab.json").c_str());
+  std::remove((dir + "/merges.txt").c_str());
+  std::remove((dir + "/tokenizer_config.json").c_str());
+  ::rmdir(dir.c_str());
 }
 
 TEST_CASE("tokenizers trained by the harness (every component kind) match tokenizers") {

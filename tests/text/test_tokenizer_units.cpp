@@ -90,7 +90,9 @@ TEST_CASE("regex find_all follows Oniguruma's iteration rules") {
 
 TEST_CASE("bad tokenizer files give clear errors") {
   CHECK(code_of([] { Tokenizer::load("/nonexistent/tokenizer.json"); }) == ErrorCode::not_found);
-  CHECK(code_of([] { Tokenizer::load(temp_dir("empty")); }) == ErrorCode::not_found);
+  const std::string empty = temp_dir("empty");
+  CHECK(code_of([&] { Tokenizer::load(empty); }) == ErrorCode::not_found);
+  ::rmdir(empty.c_str());
   CHECK(code_of([] { Tokenizer::from_json("{not json"); }) == ErrorCode::corrupt_data);
   CHECK(code_of([] { Tokenizer::from_json("{\"version\": \"1.0\"}"); }) == ErrorCode::corrupt_data);
   const std::string minimal_bpe =
@@ -192,4 +194,6 @@ TEST_CASE("SentencePiece .model files load through the sentencepiece library") {
   CHECK(tok->id_to_token(spm.bos_id()).value() == "<s>");
   CHECK(tok->token_to_id("<s>") == std::optional<std::int32_t>(spm.bos_id()));
   CHECK_FALSE(tok->token_to_id("no-such-piece-xyz").has_value());
+  for (const char* f : {"/corpus.txt", "/tokenizer.model", "/tokenizer.vocab"}) std::remove((dir + f).c_str());
+  ::rmdir(dir.c_str());
 }

@@ -333,6 +333,20 @@ def main():
         record(name, Tokenizer.from_file(os.path.join(folder, "tokenizer.json")), AutoTokenizer.from_pretrained(folder))
     record("gpt2", gpt2_reference(os.path.join(args.shared, "gpt2")))
 
+    # An OPT-style folder (BLIP-2 OPT): GPT-2's vocab.json + merges.txt with a tokenizer_config.json that makes
+    # "</s>" the BOS/EOS/UNK and "<pad>" the PAD and sets add_bos_token. The reference is AutoTokenizer's backend
+    # (transformers 5.x GPT2Tokenizer); the test assembles the same folder in a temporary directory.
+    import shutil
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in ("vocab.json", "merges.txt"):
+            shutil.copy(os.path.join(args.shared, "gpt2", f), tmp)
+        shutil.copy(os.path.join(OUT, "opt_like_tokenizer_config.json"), os.path.join(tmp, "tokenizer_config.json"))
+        auto = AutoTokenizer.from_pretrained(tmp)
+        record("opt_like", auto.backend_tokenizer, subset=2000)
+        meta["tokenizer"]["opt_like"]["auto"] = {"len": len(auto), "bos": auto.bos_token_id, "eos": auto.eos_token_id,
+                                                 "pad": auto.pad_token_id, "unk": auto.unk_token_id}
+
     for name, tok in train_tiny(corpus).items():
         os.makedirs(os.path.join(OUT, name), exist_ok=True)
         tok.save(os.path.join(OUT, name, "tokenizer.json"), pretty=False)
