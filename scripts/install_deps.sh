@@ -17,6 +17,8 @@ packages=(
   wordnet-base wordnet-sense-index
   # tests and ABI checks
   doctest-dev abigail-tools
+  # spm_train, used by tools/oracle/gen_tokenizer_fixtures.py (tokenizer fixtures)
+  sentencepiece
 )
 
 missing=()
