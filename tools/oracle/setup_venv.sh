@@ -12,6 +12,6 @@ fi
 "$venv/bin/python" - <<'PY'
 import importlib.metadata as md
 for name in ["torch", "transformers", "peft", "tokenizers", "safetensors", "pillow",
-             "sacrebleu", "rouge-score", "nltk", "numpy", "jinja2", "accelerate", "pypng"]:
+             "sacrebleu", "rouge-score", "nltk", "numpy", "jinja2", "accelerate", "pypng", "sentencepiece"]:
     print(f"{name}=={md.version(name)}")
 PY
