@@ -2,11 +2,13 @@
 // Hugging Face `tokenizers` (see tests/fixtures/text/README.md for how each is checked against it).
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <utf8proc.h>
 
 #include "base/error.h"
 #include "text/pipeline.h"
@@ -177,6 +179,121 @@ class StripAccentsNormalizer : public Normalizer {
     }
     text.swap(out);
   }
+};
+
+std::string base64_decode(const std::string& in, const std::string& where) {
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  std::uint32_t buffer = 0;
+  int bits = 0;
+  for (char c : in) {
+    int v;
+    if (c >= 'A' && c <= 'Z') v = c - 'A';
+    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') v = c - '0' + 52;
+    else if (c == '+') v = 62;
+    else if (c == '/') v = 63;
+    else if (c == '=' || c == '\n' || c == '\r') continue;
+    else bad(where, "precompiled_charsmap is not valid base64");
+    buffer = (buffer << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((buffer >> bits) & 0xFF);
+    }
+  }
+  return out;
+}
+
+// SentencePiece's compiled normalization rules (T5, mT5, XLM-R, ...): a Darts double-array trie mapping UTF-8
+// prefixes to replacement strings, applied per grapheme cluster as tokenizers' spm_precompiled does.
+class PrecompiledNormalizer : public Normalizer {
+ public:
+  PrecompiledNormalizer(const std::string& base64, const std::string& where) {
+    const std::string blob = base64_decode(base64, where);
+    if (blob.size() < 4) bad(where, "precompiled_charsmap is truncated");
+    const std::uint32_t trie_bytes = static_cast<std::uint8_t>(blob[0]) | (static_cast<std::uint8_t>(blob[1]) << 8) |
+                                     (static_cast<std::uint8_t>(blob[2]) << 16) |
+                                     (static_cast<std::uint32_t>(static_cast<std::uint8_t>(blob[3])) << 24);
+    if (trie_bytes % 4 != 0 || 4 + static_cast<std::size_t>(trie_bytes) > blob.size() || trie_bytes == 0)
+      bad(where, "precompiled_charsmap has an invalid trie size");
+    trie_.resize(trie_bytes / 4);
+    for (std::size_t k = 0; k < trie_.size(); ++k) {
+      const auto* p = reinterpret_cast<const unsigned char*>(blob.data()) + 4 + 4 * k;
+      trie_[k] = p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<std::uint32_t>(p[3]) << 24);
+    }
+    normalized_ = blob.substr(4 + trie_bytes);
+  }
+
+  void normalize(std::string& text) const override {
+    std::string out;
+    out.reserve(text.size());
+    std::size_t i = 0;
+    bool modified = false;
+    while (i < text.size()) {
+      // One extended grapheme cluster [i, end).
+      const std::size_t start = i;
+      utf8proc_int32_t state = 0;
+      char32_t prev = next_code_point(text, i);
+      while (i < text.size()) {
+        std::size_t j = i;
+        const char32_t c = next_code_point(text, j);
+        if (utf8proc_grapheme_break_stateful(static_cast<utf8proc_int32_t>(prev), static_cast<utf8proc_int32_t>(c), &state))
+          break;
+        prev = c;
+        i = j;
+      }
+      const std::string_view grapheme(text.data() + start, i - start);
+      if (grapheme.size() < 6) {
+        if (auto norm = transform(grapheme)) {
+          out += *norm;
+          modified = true;
+          continue;
+        }
+      }
+      std::size_t k = 0;
+      while (k < grapheme.size()) {
+        const std::size_t at = k;
+        next_code_point(grapheme, k);
+        const std::string_view part = grapheme.substr(at, k - at);
+        if (auto norm = transform(part)) {
+          out += *norm;
+          modified = true;
+        } else {
+          out += part;
+        }
+      }
+    }
+    if (modified) text.swap(out);
+  }
+
+ private:
+  // The replacement for the SHORTEST rule that is a prefix of `chunk` (what spm_precompiled takes).
+  std::optional<std::string_view> transform(std::string_view chunk) const {
+    auto offset = [](std::uint32_t unit) -> std::size_t { return (unit >> 10) << ((unit & (1u << 9)) >> 6); };
+    std::size_t node = 0;
+    std::uint32_t unit = trie_[0];
+    node ^= offset(unit);
+    for (unsigned char c : chunk) {
+      if (c == 0) break;
+      node ^= c;
+      if (node >= trie_.size()) return std::nullopt;
+      unit = trie_[node];
+      if ((unit & ((1u << 31) | 0xFF)) != c) return std::nullopt;
+      node ^= offset(unit);
+      if ((unit >> 8) & 1) {
+        if (node >= trie_.size()) return std::nullopt;
+        const std::size_t index = trie_[node] & ((1u << 31) - 1);
+        if (index >= normalized_.size()) return std::nullopt;
+        const std::size_t end = normalized_.find('\0', index);
+        return std::string_view(normalized_).substr(index, (end == std::string::npos ? normalized_.size() : end) - index);
+      }
+    }
+    return std::nullopt;
+  }
+
+  std::vector<std::uint32_t> trie_;
+  std::string normalized_;
 };
 
 class SequenceNormalizer : public Normalizer {
@@ -761,11 +878,13 @@ std::unique_ptr<Normalizer> make_normalizer(const json& j, const std::string& wh
                                                get_string(j, "content", where));
   if (type == "Strip")
     return std::make_unique<StripNormalizer>(get_or<bool>(j, "strip_left", true), get_or<bool>(j, "strip_right", true));
+  if (type == "Precompiled")
+    return std::make_unique<PrecompiledNormalizer>(get_string(j, "precompiled_charsmap", where), where);
   if (type == "Sequence")
     return std::make_unique<SequenceNormalizer>(make_list<Normalizer>(j, "normalizers", where, make_normalizer));
   fail(ErrorCode::unsupported, "tokenizer.json " + where + ": normalizer type \"" + type +
                                    "\" is not supported (supported: NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, "
-                                   "Prepend, Replace, Strip, Sequence)");
+                                   "Prepend, Replace, Strip, Precompiled, Sequence)");
 }
 
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& j, const std::string& where) {

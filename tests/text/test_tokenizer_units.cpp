@@ -104,12 +104,20 @@ TEST_CASE("bad tokenizer files give clear errors") {
   };
   CHECK(Tokenizer::from_json(with("null"))->encode("abab") == std::vector<std::int32_t>{2, 2});
   try {
-    Tokenizer::from_json(with(R"({"type": "Precompiled", "precompiled_charsmap": ""})"));
+    Tokenizer::from_json(with(R"({"type": "BertNormalizer", "lowercase": true})"));
     FAIL("expected an error");
   } catch (const vlm::Error& e) {
     CHECK(e.code() == ErrorCode::unsupported);
-    CHECK(std::string(e.what()).find("Precompiled") != std::string::npos);
+    CHECK(std::string(e.what()).find("BertNormalizer") != std::string::npos);
   }
+  // A truncated or non-base64 SentencePiece charsmap is reported, not read out of bounds.
+  CHECK(code_of([&] { Tokenizer::from_json(with(R"({"type": "Precompiled", "precompiled_charsmap": "AAA"})")); }) ==
+        ErrorCode::corrupt_data);
+  CHECK(code_of([&] { Tokenizer::from_json(with(R"({"type": "Precompiled", "precompiled_charsmap": "!!"})")); }) ==
+        ErrorCode::corrupt_data);
+  CHECK(code_of([&] {
+          Tokenizer::from_json(with(R"({"type": "Precompiled", "precompiled_charsmap": "/////w=="})"));
+        }) == ErrorCode::corrupt_data);
   CHECK(code_of([&] {
           Tokenizer::from_json(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}})");
         }) == ErrorCode::corrupt_data);

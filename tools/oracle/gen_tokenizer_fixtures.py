@@ -26,7 +26,9 @@ import argparse
 import gzip
 import json
 import random
+import shutil
 import sys
+import tempfile
 
 import tokenizers
 import transformers
@@ -290,6 +292,88 @@ def train_tiny(corpus):
     return out
 
 
+def read_proto(buf):
+    """Minimal protobuf wire-format reader: {field: [values]} (bytes for length-delimited fields)."""
+    fields, i = {}, 0
+    def varint():
+        nonlocal i
+        shift = result = 0
+        while True:
+            b = buf[i]
+            i += 1
+            result |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return result
+    while i < len(buf):
+        key = varint()
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value = varint()
+        elif wire == 1:
+            value = buf[i:i + 8]
+            i += 8
+        elif wire == 2:
+            n = varint()
+            value = buf[i:i + n]
+            i += n
+        elif wire == 5:
+            value = buf[i:i + 4]
+            i += 4
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+        fields.setdefault(field, []).append(value)
+    return fields
+
+
+def t5_style_from_spm(corpus, workdir):
+    """A T5-style tokenizer.json (Precompiled normalizer from a real SentencePiece charsmap, WhitespaceSplit +
+    Metaspace, Unigram) built from a Unigram model trained with spm_train (Debian package sentencepiece)."""
+    import base64
+    import struct
+    import subprocess
+    text_path = os.path.join(workdir, "spm_corpus.txt")
+    with open(text_path, "w", encoding="utf-8") as f:
+        for s in corpus[:4000]:
+            f.write(s.replace("\r", " ").replace("\n", " ") + "\n")
+    prefix = os.path.join(workdir, "t5")
+    subprocess.run(["spm_train", f"--input={text_path}", f"--model_prefix={prefix}", "--vocab_size=2000",
+                    "--model_type=unigram", "--num_threads=1", "--minloglevel=2", "--character_coverage=0.98",
+                    "--pad_id=0", "--eos_id=1", "--unk_id=2", "--bos_id=-1", "--normalization_rule_name=nmt_nfkc"],
+                   check=True, capture_output=True)
+    model = read_proto(open(prefix + ".model", "rb").read())
+    vocab, unk_id = [], None
+    for i, raw in enumerate(model[1]):
+        piece = read_proto(raw)
+        score = struct.unpack("<f", piece[2][0])[0] if 2 in piece else 0.0
+        kind = piece.get(3, [1])[0]
+        if kind == 2:
+            unk_id = i
+        vocab.append([piece[1][0].decode("utf-8"), score])
+    charsmap = read_proto(model[3][0])[2][0]
+    j = {"version": "1.0", "truncation": None, "padding": None,
+         "added_tokens": [{"id": 0, "content": "<pad>", "single_word": False, "lstrip": False, "rstrip": False,
+                           "normalized": False, "special": True},
+                          {"id": 1, "content": "</s>", "single_word": False, "lstrip": False, "rstrip": False,
+                           "normalized": False, "special": True},
+                          {"id": 2, "content": "<unk>", "single_word": False, "lstrip": False, "rstrip": False,
+                           "normalized": False, "special": True}],
+         "normalizer": {"type": "Sequence", "normalizers": [
+             {"type": "Precompiled", "precompiled_charsmap": base64.b64encode(charsmap).decode("ascii")},
+             {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]},
+         "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+             {"type": "WhitespaceSplit"},
+             {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}]},
+         "post_processor": {"type": "TemplateProcessing",
+                            "single": [{"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+                            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "</s>", "type_id": 0}},
+                                     {"Sequence": {"id": "B", "type_id": 0}}, {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+                            "special_tokens": {"</s>": {"id": "</s>", "ids": [1], "tokens": ["</s>"]}}},
+         "decoder": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True},
+         "model": {"type": "Unigram", "unk_id": unk_id, "vocab": vocab, "byte_fallback": False}}
+    return Tokenizer.from_str(json.dumps(j, ensure_ascii=False))
+
+
 def gpt2_reference(folder):
     """What vlmrt builds from a vocab.json + merges.txt pair: GPT-2's byte-level pipeline."""
     t = Tokenizer(models.BPE.from_file(os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt")))
@@ -336,8 +420,6 @@ def main():
     # An OPT-style folder (BLIP-2 OPT): GPT-2's vocab.json + merges.txt with a tokenizer_config.json that makes
     # "</s>" the BOS/EOS/UNK and "<pad>" the PAD and sets add_bos_token. The reference is AutoTokenizer's backend
     # (transformers 5.x GPT2Tokenizer); the test assembles the same folder in a temporary directory.
-    import shutil
-    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         for f in ("vocab.json", "merges.txt"):
             shutil.copy(os.path.join(args.shared, "gpt2", f), tmp)
@@ -347,11 +429,15 @@ def main():
         meta["tokenizer"]["opt_like"]["auto"] = {"len": len(auto), "bos": auto.bos_token_id, "eos": auto.eos_token_id,
                                                  "pad": auto.pad_token_id, "unk": auto.unk_token_id}
 
-    for name, tok in train_tiny(corpus).items():
+    tiny = train_tiny(corpus)
+    with tempfile.TemporaryDirectory() as tmp:
+        tiny["tiny_t5_precompiled"] = t5_style_from_spm(corpus, tmp)
+    for name, tok in tiny.items():
         os.makedirs(os.path.join(OUT, name), exist_ok=True)
         tok.save(os.path.join(OUT, name, "tokenizer.json"), pretty=False)
         tok = Tokenizer.from_file(os.path.join(OUT, name, "tokenizer.json"))
-        record(name, tok, subset=None if name in ("tiny_bytelevel", "tiny_unigram", "tiny_metaspace_bpe") else 2500)
+        record(name, tok, subset=None if name in ("tiny_bytelevel", "tiny_unigram", "tiny_metaspace_bpe",
+                                                   "tiny_t5_precompiled") else 2500)
 
     with open(os.path.join(OUT, "meta.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, ensure_ascii=False, indent=1, sort_keys=True)
