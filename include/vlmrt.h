@@ -161,6 +161,82 @@ VLM_API void vlm_image_free(vlm_image *image);
 
 /* ---- Metrics (see the metrics section below) ---------------------------------------------------------- */
 /* VLM_METRICS_API_BEGIN */
+/* ------------------------------------------------------------------------------------------------------ */
+/* Evaluation metrics                                                                                     */
+/* ------------------------------------------------------------------------------------------------------ */
+
+/* Scores predictions against references with metrics equal to named reference implementations:
+**   exact_match             HF evaluate 'exact_match' (best over an example's references, mean, 0-1)
+**   exact_match_normalized  the same on ' '.join(text.split()) of both sides
+**   bleu                    sacrebleu 2.6.0 corpus_bleu (13a tokenizer, exp smoothing, 0-100): the headline number
+**   sentence_bleu           sacrebleu 2.6.0 sentence_bleu per example, mean
+**   meteor                  nltk 3.10.4 meteor_score with HF evaluate's settings, WordNet 3.0 synonyms, over nltk
+**                           word_tokenize(preserve_line=True) tokens, mean ("meteor_no_wordnet" when WordNet is
+**                           switched off explicitly)
+**   rougeL, rougeLsum       rouge_score 0.1.2 F-measure, best over references, plain mean (no bootstrap)
+** plus token statistics. Every corpus value carries the name of its reference implementation. */
+
+typedef enum vlm_meteor_mode {
+  VLM_METEOR_FULL = 0,            /* exact, Porter stem and WordNet synonym stages; fails if WordNet is missing */
+  VLM_METEOR_WITHOUT_WORDNET = 1, /* exact and stem stages only, reported as "meteor_no_wordnet" */
+  VLM_METEOR_OFF = 2
+} vlm_meteor_mode;
+
+/* Counts the model tokenizer's tokens of `text` (`length` bytes of UTF-8); returns -1 when it cannot.
+** Called from several threads at once when num_threads is not 1. */
+typedef int64_t (*vlm_count_tokens_fn)(const char *text, size_t length, void *user_data);
+
+typedef struct vlm_metrics_options {
+  size_t struct_size;
+  /* HF exact_match options. Each regex (PCRE2 syntax, Unicode classes) is deleted from both sides in turn. */
+  const char *const *em_regexes_to_ignore;
+  size_t em_num_regexes_to_ignore;
+  int em_ignore_case;        /* default 0 */
+  int em_ignore_punctuation; /* ASCII punctuation; default 0 */
+  int em_ignore_numbers;     /* ASCII digits; default 0 */
+  int rouge_use_stemmer;     /* default 0 (HF evaluate's default) */
+  int meteor_mode;           /* a vlm_meteor_mode; default VLM_METEOR_FULL */
+  const char *wordnet_dir;   /* WordNet 3.0 database; NULL = "/usr/share/wordnet" (Debian's wordnet-base) */
+  double meteor_alpha;       /* default 0.9 */
+  double meteor_beta;        /* default 3.0 */
+  double meteor_gamma;       /* default 0.5 */
+  /* A prediction counts as truncated when its token count is >= max_new_tokens; 0 = unknown (no share). */
+  int64_t max_new_tokens;
+  /* Optional: counts tokens the examples do not give. NULL = none. */
+  vlm_count_tokens_fn count_tokens;
+  void *count_tokens_user_data;
+  int num_threads;           /* examples scored in parallel; 0 = one per hardware thread; default 1 */
+  int per_example;           /* keep per-example scores (vlm_metrics_result_example_json); default 1 */
+} vlm_metrics_options;
+
+VLM_API void vlm_metrics_options_init(vlm_metrics_options *options);
+
+typedef struct vlm_metrics_example {
+  const char *prediction;        /* UTF-8 */
+  const char *const *references; /* at least one, UTF-8 */
+  size_t num_references;
+  int64_t prediction_tokens;     /* tokens generated for the prediction; -1 = unknown */
+  const int64_t *reference_tokens; /* NULL, or num_references counts (-1 = unknown) */
+} vlm_metrics_example;
+
+typedef struct vlm_metrics_result vlm_metrics_result;
+
+/* Scores `num_examples` examples. `options` may be NULL for the defaults. On success *out_result receives a
+** result to free with vlm_metrics_result_free. */
+VLM_API vlm_status vlm_metrics_score(const vlm_metrics_example *examples, size_t num_examples,
+                                     const vlm_metrics_options *options, vlm_metrics_result **out_result);
+VLM_API void vlm_metrics_result_free(vlm_metrics_result *result);
+
+/* The corpus scores as a JSON document (the content of generation_metrics.json): "metrics" maps each name to
+** {"value", "implementation"}, plus "bleu_details" and "token_statistics". Free with vlm_string_free. */
+VLM_API vlm_status vlm_metrics_result_corpus_json(const vlm_metrics_result *result, char **out_json);
+/* One example's scores as a JSON object (for predictions.jsonl). Needs options->per_example. */
+VLM_API vlm_status vlm_metrics_result_example_json(const vlm_metrics_result *result, size_t index, char **out_json);
+/* One corpus metric by name ("bleu", "meteor", ...). *out_implementation (may be NULL) receives a string owned
+** by the result. VLM_ERR_NOT_FOUND for a metric the result does not have. */
+VLM_API vlm_status vlm_metrics_result_value(const vlm_metrics_result *result, const char *name, double *out_value,
+                                            const char **out_implementation);
+VLM_API size_t vlm_metrics_result_num_examples(const vlm_metrics_result *result);
 /* VLM_METRICS_API_END */
 
 #ifdef __cplusplus

@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "base/error.h"
 #include "metrics/metrics.h"
 #include "metrics/porter.h"
 #include "metrics/unicode.h"
@@ -117,10 +118,17 @@ int count_chunks(const std::vector<Match>& matches) {
   return chunks;
 }
 
+constexpr size_t kMaxLcsCells = size_t{1} << 28;  // 1 GiB of ints
+
 // _lcs_table as one flat (rows+1) x (cols+1) array, reused per thread.
 std::vector<int>& lcs_table(const std::vector<std::string>& ref, const std::vector<std::string>& can) {
   thread_local std::vector<int> t;
   const size_t cols = can.size() + 1;
+  if ((ref.size() + 1) > kMaxLcsCells / cols) {
+    fail(ErrorCode::limit_exceeded, "rougeLsum: a sentence pair of " + std::to_string(ref.size()) + " x " +
+                                        std::to_string(can.size()) + " tokens needs a longer LCS table than the " +
+                                        std::to_string(kMaxLcsCells) + "-cell limit; split the text into lines");
+  }
   t.assign((ref.size() + 1) * cols, 0);
   for (size_t i = 1; i <= ref.size(); ++i) {
     for (size_t j = 1; j <= can.size(); ++j) {
