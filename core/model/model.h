@@ -1,0 +1,66 @@
+// The family-agnostic interface every model implements (Qwen2-VL, Qwen2.5-VL, LLaVA, BLIP-2, plain causal
+// LMs). The generation engine, scoring, and training talk to models only through this header.
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vlm {
+
+// Image inputs as the family's processor produced them. Each family reads the fields it uses:
+//  - Qwen2-VL / Qwen2.5-VL: pixel_values [num_patches, C*T*P*P] float, image_grid_thw [num_images, 3] int64
+//  - LLaVA / BLIP-2: pixel_values [num_images, 3, H, W]
+//  - LLaVA-NeXT: pixel_values [num_images, num_crops, 3, H, W], image_sizes [num_images, 2]
+struct VisionInputs {
+  torch::Tensor pixel_values;
+  torch::Tensor image_grid_thw;
+  torch::Tensor image_sizes;
+  bool empty() const { return !pixel_values.defined(); }
+};
+
+struct ForwardInputs {
+  torch::Tensor input_ids;       // [B, L] int64: the new tokens of this step (the whole prompt at prefill)
+  torch::Tensor attention_mask;  // [B, past + L] int64, 1 = real token, 0 = padding; undefined = no padding
+  VisionInputs vision;           // only at prefill
+  // Which positions to return logits for: all (scoring, training) or only the last (generation).
+  bool all_logits = true;
+};
+
+// What a model remembers between steps of one batch: the KV cache and family-specific state (e.g. Qwen's
+// M-RoPE position deltas). Created by VisionLanguageModel::new_state.
+class InferenceState {
+ public:
+  virtual ~InferenceState() = default;
+  // Tokens already processed (the same for every row; padding included).
+  virtual std::int64_t length() const = 0;
+  // Keeps/reorders rows of the batch: row i of the new state is row indices[i] of the old (beam search).
+  virtual void reorder(const torch::Tensor& indices) = 0;
+};
+
+struct ModelInfo {
+  std::string family;                   // "qwen2_vl", "qwen2_5_vl", "llava", "qwen2", "llama", ...
+  std::int64_t vocab_size = 0;
+  std::int64_t num_layers = 0;
+  std::int64_t image_token_id = -1;     // -1 for text-only models
+  std::vector<std::int64_t> eos_token_ids;
+  std::int64_t pad_token_id = -1;
+  std::int64_t bos_token_id = -1;
+};
+
+class VisionLanguageModel {
+ public:
+  virtual ~VisionLanguageModel() = default;
+  virtual const ModelInfo& info() const = 0;
+  virtual std::unique_ptr<InferenceState> new_state(std::int64_t batch_size) = 0;
+  // Runs the model: a prefill when `state` is empty, a decode step otherwise; appends to `state`.
+  // Returns logits [B, L, V] (or [B, 1, V] when !all_logits) in float32. `state` may be null (no cache).
+  virtual torch::Tensor forward(const ForwardInputs& inputs, InferenceState* state) = 0;
+  virtual torch::Device device() const = 0;
+  virtual torch::ScalarType dtype() const = 0;
+};
+
+}  // namespace vlm
