@@ -296,6 +296,66 @@ class PrecompiledNormalizer : public Normalizer {
   std::string normalized_;
 };
 
+// BERT's normalizer: control characters dropped, whitespace to ' ', CJK ideographs padded with spaces,
+// accents stripped (nonspacing marks after NFD; default: when lowercasing), lowercase.
+class BertNormalizer : public Normalizer {
+ public:
+  BertNormalizer(bool clean_text, bool chinese, bool strip_accents, bool lowercase)
+      : clean_text_(clean_text), chinese_(chinese), strip_accents_(strip_accents), lowercase_(lowercase) {}
+  void normalize(std::string& text) const override {
+    std::string out;
+    out.reserve(text.size() + 8);
+    std::size_t i = 0;
+    while (i < text.size()) {
+      const std::size_t at = i;
+      const char32_t c = next_code_point(text, i);
+      if (clean_text_) {
+        if (c == 0 || c == 0xFFFD || (c != '\t' && c != '\n' && c != '\r' && is_other(c))) continue;
+        if (c == '\t' || c == '\n' || c == '\r' || is_whitespace(c)) {
+          out += ' ';
+          continue;
+        }
+      }
+      if (chinese_ && is_chinese_char(c)) {
+        out += ' ';
+        out.append(text, at, i - at);
+        out += ' ';
+        continue;
+      }
+      out.append(text, at, i - at);
+    }
+    if (strip_accents_) {
+      out = normalize_unicode(out, NormalForm::nfd);
+      std::string kept;
+      kept.reserve(out.size());
+      std::size_t k = 0;
+      while (k < out.size()) {
+        const std::size_t at = k;
+        const char32_t c = next_code_point(out, k);
+        if (c < 0x80 || utf8proc_category(static_cast<utf8proc_int32_t>(c)) != UTF8PROC_CATEGORY_MN)
+          kept.append(out, at, k - at);
+      }
+      out.swap(kept);
+    }
+    if (lowercase_) LowercaseNormalizer().normalize(out);
+    text.swap(out);
+  }
+
+ private:
+  // unicode_categories' is_other: Cc, Cf, Co, Cs (unassigned code points are kept).
+  static bool is_other(char32_t c) {
+    const auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(c));
+    return cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF ||
+           cat == UTF8PROC_CATEGORY_CO || cat == UTF8PROC_CATEGORY_CS;
+  }
+  static bool is_chinese_char(char32_t c) {
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+           (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+  }
+  bool clean_text_, chinese_, strip_accents_, lowercase_;
+};
+
 class SequenceNormalizer : public Normalizer {
  public:
   explicit SequenceNormalizer(std::vector<std::unique_ptr<Normalizer>> steps) : steps_(std::move(steps)) {}
@@ -878,13 +938,19 @@ std::unique_ptr<Normalizer> make_normalizer(const json& j, const std::string& wh
                                                get_string(j, "content", where));
   if (type == "Strip")
     return std::make_unique<StripNormalizer>(get_or<bool>(j, "strip_left", true), get_or<bool>(j, "strip_right", true));
+  if (type == "BertNormalizer") {
+    const bool lowercase = get_or<bool>(j, "lowercase", true);
+    return std::make_unique<BertNormalizer>(get_or<bool>(j, "clean_text", true),
+                                            get_or<bool>(j, "handle_chinese_chars", true),
+                                            get_or<bool>(j, "strip_accents", lowercase), lowercase);
+  }
   if (type == "Precompiled")
     return std::make_unique<PrecompiledNormalizer>(get_string(j, "precompiled_charsmap", where), where);
   if (type == "Sequence")
     return std::make_unique<SequenceNormalizer>(make_list<Normalizer>(j, "normalizers", where, make_normalizer));
   fail(ErrorCode::unsupported, "tokenizer.json " + where + ": normalizer type \"" + type +
                                    "\" is not supported (supported: NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, "
-                                   "Prepend, Replace, Strip, Precompiled, Sequence)");
+                                   "Prepend, Replace, Strip, Precompiled, BertNormalizer, Sequence)");
 }
 
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& j, const std::string& where) {

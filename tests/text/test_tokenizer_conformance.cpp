@@ -204,7 +204,8 @@ TEST_CASE("tokenizers trained by the harness (every component kind) match tokeni
         "tiny_split_isolated_invert", "tiny_split_mergedwithprevious", "tiny_split_mergedwithprevious_invert",
         "tiny_split_mergedwithnext", "tiny_split_mergedwithnext_invert", "tiny_split_contiguous",
         "tiny_split_contiguous_invert", "tiny_digits_punct", "tiny_whitespace_nfkd", "tiny_metaspace_bpe",
-        "tiny_suffix_bpe", "tiny_unigram", "tiny_unigram_bytes", "tiny_t5_precompiled", "tiny_wordpiece", "tiny_wordlevel"}) {
+        "tiny_suffix_bpe", "tiny_unigram", "tiny_unigram_bytes", "tiny_t5_precompiled", "tiny_wordpiece", "tiny_bert", "tiny_bert_cased",
+        "tiny_wordlevel"}) {
     SUBCASE(name) {
       auto tok = load_raw(vlm::test::text_fixture(std::string(name) + "/tokenizer.json"));
       check_against_fixture(name, *tok, nullptr);

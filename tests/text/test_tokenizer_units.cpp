@@ -104,11 +104,11 @@ TEST_CASE("bad tokenizer files give clear errors") {
   };
   CHECK(Tokenizer::from_json(with("null"))->encode("abab") == std::vector<std::int32_t>{2, 2});
   try {
-    Tokenizer::from_json(with(R"({"type": "BertNormalizer", "lowercase": true})"));
+    Tokenizer::from_json(with(R"({"type": "NmtNormalizer"})"));
     FAIL("expected an error");
   } catch (const vlm::Error& e) {
     CHECK(e.code() == ErrorCode::unsupported);
-    CHECK(std::string(e.what()).find("BertNormalizer") != std::string::npos);
+    CHECK(std::string(e.what()).find("NmtNormalizer") != std::string::npos);
   }
   // A truncated or non-base64 SentencePiece charsmap is reported, not read out of bounds.
   CHECK(code_of([&] { Tokenizer::from_json(with(R"({"type": "Precompiled", "precompiled_charsmap": "AAA"})")); }) ==

@@ -283,6 +283,16 @@ def train_tiny(corpus):
     t.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
     out["tiny_wordpiece"] = t
 
+    # BERT (BLIP's text tokenizer): BertNormalizer + BertPreTokenizer on the WordPiece model above.
+    j = json.loads(t.to_str())
+    j["normalizer"] = {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
+                       "strip_accents": None, "lowercase": True}
+    j["pre_tokenizer"] = {"type": "BertPreTokenizer"}
+    out["tiny_bert"] = Tokenizer.from_str(json.dumps(j))
+    j["normalizer"] = {"type": "BertNormalizer", "clean_text": False, "handle_chinese_chars": False,
+                       "strip_accents": True, "lowercase": False}
+    out["tiny_bert_cased"] = Tokenizer.from_str(json.dumps(j))
+
     t = Tokenizer(models.WordLevel(unk_token="<unk>"))
     t.normalizer = normalizers.Lowercase()
     t.pre_tokenizer = pre_tokenizers.Whitespace()
