@@ -38,9 +38,11 @@ bool is_ascii_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
 std::string tokenize_13a(std::string_view input) {
   std::string line(input);
-  replace_all_literal(line, "<skipped>", "");
-  replace_all_literal(line, "-\n", "");
-  replace_all_literal(line, "\n", " ");
+  if (line.find('<') != std::string::npos) replace_all_literal(line, "<skipped>", "");
+  if (line.find('\n') != std::string::npos) {
+    replace_all_literal(line, "-\n", "");
+    replace_all_literal(line, "\n", " ");
+  }
   if (line.find('&') != std::string::npos) {
     replace_all_literal(line, "&quot;", "\"");
     replace_all_literal(line, "&amp;", "&");

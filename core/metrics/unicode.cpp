@@ -1,6 +1,7 @@
 #include "metrics/unicode.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdio>
 
@@ -239,13 +240,29 @@ inline size_t decode_at(std::string_view s, size_t i, char32_t* cp) {
 }  // namespace
 
 std::vector<std::string_view> python_split(std::string_view text) {
+  // ASCII whitespace per str.isspace(): \t \n \v \f \r, \x1c-\x1f and the space.
+  static const auto ascii_space = [] {
+    std::array<bool, 128> t{};
+    for (int c = 0x09; c <= 0x0D; ++c) t[c] = true;
+    for (int c = 0x1C; c <= 0x20; ++c) t[c] = true;
+    return t;
+  }();
   std::vector<std::string_view> out;
   size_t i = 0;
   size_t start = std::string_view::npos;
-  while (i < text.size()) {
-    char32_t cp;
-    size_t len = decode_at(text, i, &cp);
-    if (python_isspace(cp)) {
+  const size_t n = text.size();
+  while (i < n) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    bool space;
+    size_t len = 1;
+    if (c < 0x80) {
+      space = ascii_space[c];
+    } else {
+      char32_t cp;
+      len = decode_at(text, i, &cp);
+      space = python_isspace(cp);
+    }
+    if (space) {
       if (start != std::string_view::npos) {
         out.push_back(text.substr(start, i - start));
         start = std::string_view::npos;

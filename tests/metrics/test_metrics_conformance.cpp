@@ -146,3 +146,31 @@ TEST_CASE("conformance corpus: exact match options, ROUGE with stemming, METEOR 
   CHECK(r.find("rougeL")->implementation.find("use_stemmer=True") != std::string::npos);
   CHECK(r.tokens.prediction_tokens.available);  // counts given in the examples
 }
+
+TEST_CASE("threads change nothing: same scores with 1 and 3 threads, same first error") {
+  const Corpus& c = corpus();
+  MetricsOptions o;
+  o.wordnet_dir = vlm::test::wordnet_dir();
+  o.num_threads = 1;
+  CorpusScores one = MetricsScorer(o).score(c.examples);
+  o.num_threads = 3;
+  CorpusScores three = MetricsScorer(o).score(c.examples);
+  REQUIRE(one.examples.size() == three.examples.size());
+  size_t differ = 0;
+  for (size_t i = 0; i < one.examples.size(); ++i) {
+    const ExampleScores& a = one.examples[i];
+    const ExampleScores& b = three.examples[i];
+    if (a.exact_match != b.exact_match || a.sentence_bleu != b.sentence_bleu || a.meteor != b.meteor ||
+        a.rouge_l != b.rouge_l || a.rouge_lsum != b.rouge_lsum || a.prediction_words != b.prediction_words) {
+      ++differ;
+    }
+  }
+  CHECK(differ == 0);
+  REQUIRE(one.metrics.size() == three.metrics.size());
+  for (size_t m = 0; m < one.metrics.size(); ++m) CHECK(one.metrics[m].value == three.metrics[m].value);
+
+  std::vector<Example> bad = c.examples;
+  bad[1500].references.clear();
+  bad[1900].prediction = "\xff";
+  vlm::test::expect_error([&] { MetricsScorer(o).score(bad); }, vlm::ErrorCode::invalid_argument, {"example 1500"});
+}
