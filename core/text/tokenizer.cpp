@@ -343,8 +343,8 @@ void read_config(Tokenizer::Impl& impl, const std::string& config_text, const st
     }
   }
   // Tokens declared only in the config are added as transformers does.
+  bool changed = false;
   if (c.contains("added_tokens_decoder") && c["added_tokens_decoder"].is_object() && !impl.spm) {
-    bool changed = false;
     for (auto it = c["added_tokens_decoder"].begin(); it != c["added_tokens_decoder"].end(); ++it) {
       const json& t = it.value();
       AddedToken a;
@@ -363,8 +363,58 @@ void read_config(Tokenizer::Impl& impl, const std::string& config_text, const st
       impl.add_token(a);
       changed = true;
     }
-    if (changed) impl.build_matchers();
   }
+  // Special tokens named by the config (T5's <extra_id_N> among them) that the vocabulary lacks are appended
+  // after it, in order, as transformers' add_special_tokens does.
+  if (impl.options.flavor == TokenizerOptions::Flavor::transformers && !impl.spm && impl.model) {
+    std::vector<json> wanted;
+    for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"})
+      if (c.contains(key) && !c[key].is_null()) wanted.push_back(c[key]);
+    if (c.contains("additional_special_tokens") && c["additional_special_tokens"].is_array())
+      for (const json& t : c["additional_special_tokens"]) wanted.push_back(t);
+    if (c.contains("extra_ids") && c["extra_ids"].is_number_integer() &&
+        !(c.contains("additional_special_tokens") && c["additional_special_tokens"].is_array() &&
+          !c["additional_special_tokens"].empty()))
+      for (int k = 0; k < c["extra_ids"].get<int>(); ++k) wanted.push_back("<extra_id_" + std::to_string(k) + ">");
+    for (const json& t : wanted) {
+      const auto content = token_content(t);
+      if (!content || content->empty() || impl.added_by_content.count(*content)) continue;
+      AddedToken a;
+      a.content = *content;
+      a.special = true;
+      a.normalized = t.is_object() ? t.value("normalized", false) : false;
+      a.lstrip = t.is_object() && t.value("lstrip", false);
+      a.rstrip = t.is_object() && t.value("rstrip", false);
+      a.single_word = t.is_object() && t.value("single_word", false);
+      if (auto id = impl.model->token_to_id(a.content)) {
+        a.id = *id;
+      } else {
+        std::int32_t next = static_cast<std::int32_t>(impl.model->vocab_size());
+        for (const AddedToken& existing : impl.added) next = std::max(next, existing.id + 1);
+        a.id = next;
+      }
+      impl.add_token(a);
+      changed = true;
+    }
+  }
+  if (changed) impl.build_matchers();
+}
+
+// transformers 5.x T5Tokenizer keeps only the vocab and the SentencePiece charsmap of tokenizer.json.
+void apply_t5_rules(json& tj) {
+  json precompiled;
+  const json& n = tj.contains("normalizer") ? tj["normalizer"] : json();
+  if (n.is_object() && n.value("type", "") == "Precompiled") precompiled = n;
+  if (n.is_object() && n.value("type", "") == "Sequence" && n.contains("normalizers"))
+    for (const json& step : n["normalizers"])
+      if (step.is_object() && step.value("type", "") == "Precompiled" && precompiled.is_null()) precompiled = step;
+  tj["normalizer"] = precompiled;
+  const json metaspace = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "always"},
+                          {"split", true}};
+  tj["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", json::array({{{"type", "WhitespaceSplit"}}, metaspace})}};
+  tj["decoder"] = metaspace;
+  tj["model"]["unk_id"] = 2;
+  tj["model"]["byte_fallback"] = false;
 }
 
 // transformers 5.x LlamaTokenizer rebuilds the pipeline around the file's vocab and merges.
@@ -373,6 +423,11 @@ void apply_transformers_class_rules(json& tj, const std::string& config_text) {
   json c = json::parse(config_text, nullptr, false);
   if (!c.is_object()) return;
   const std::string cls = c.value("tokenizer_class", "");
+  if ((cls == "T5Tokenizer" || cls == "T5TokenizerFast") && tj.contains("model") &&
+      tj["model"].value("type", "") == "Unigram") {
+    apply_t5_rules(tj);
+    return;
+  }
   if (cls != "LlamaTokenizer" && cls != "LlamaTokenizerFast") return;
   if (!tj.contains("model") || tj["model"].value("type", "BPE") != "BPE") return;
   const bool add_prefix_space = c.contains("add_prefix_space") && c["add_prefix_space"].is_boolean()

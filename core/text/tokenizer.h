@@ -12,10 +12,14 @@
 //
 // Two flavors (TokenizerOptions::flavor):
 //   transformers (default)  what transformers 5.x `AutoTokenizer.from_pretrained(folder)` does. It differs from the
-//                           raw file only where a tokenizer class rebuilds the pipeline: LlamaTokenizer(Fast)
+//                           raw file where a tokenizer class rebuilds the pipeline: LlamaTokenizer(Fast)
 //                           replaces the normalizer by a Metaspace pre-tokenizer (prepend_scheme "always" when
-//                           legacy, else "first") and drops the model's unk_token; decode skips
-//                           clean_up_tokenization_spaces for BPE models.
+//                           legacy, else "first") and drops the model's unk_token; T5Tokenizer keeps only the
+//                           Precompiled normalizer and forces unk_id 2; GPT2Tokenizer (vocab.json + merges.txt
+//                           with a config) takes the config's specials and add_bos_token/add_eos_token. Special
+//                           tokens named by the config but missing from the vocabulary (T5's <extra_id_N>) are
+//                           appended after it. decode skips clean_up_tokenization_spaces for BPE models.
+//                           Other classes (e.g. GemmaTokenizer) are read as the raw file: not verified.
 //   raw                     exactly `tokenizers.Tokenizer.from_file("tokenizer.json")`.
 //
 // Invalid UTF-8 input: encode() replaces each maximal invalid byte sequence by U+FFFD (the Unicode "maximal

@@ -399,14 +399,21 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=os.path.join(ROOT, "..", "shared", "data", "tokenizers"))
     ap.add_argument("--count", type=int, default=10000)
+    ap.add_argument("--only", default="", help="comma-separated fixture names to regenerate (others are kept)")
     args = ap.parse_args()
+    only = set(filter(None, args.only.split(",")))
     os.makedirs(OUT, exist_ok=True)
     corpus = build_corpus(args.count)
     write_jsonl_gz(os.path.join(OUT, "corpus.jsonl.gz"), corpus)
     meta = {"tokenizers": tokenizers.__version__, "transformers": transformers.__version__,
             "python": sys.version.split()[0], "corpus_size": len(corpus), "tokenizer": {}}
+    if only:
+        with open(os.path.join(OUT, "meta.json"), encoding="utf-8") as f:
+            meta["tokenizer"] = json.load(f)["tokenizer"]
 
     def record(name, tok, auto=None, subset=None):
+        if only and name not in only:
+            return
         texts = corpus if subset is None else corpus[:subset]
         rows = run_tokenizer(tok, texts, auto)
         write_jsonl_gz(os.path.join(OUT, name + ".jsonl.gz"), rows)
@@ -443,11 +450,26 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tiny["tiny_t5_precompiled"] = t5_style_from_spm(corpus, tmp)
     for name, tok in tiny.items():
+        if only and name not in only:
+            continue
         os.makedirs(os.path.join(OUT, name), exist_ok=True)
         tok.save(os.path.join(OUT, name, "tokenizer.json"), pretty=False)
         tok = Tokenizer.from_file(os.path.join(OUT, name, "tokenizer.json"))
         record(name, tok, subset=None if name in ("tiny_bytelevel", "tiny_unigram", "tiny_metaspace_bpe",
                                                    "tiny_t5_precompiled") else 2500)
+
+    # A T5-style folder (Flan-T5 / BLIP-2 Flan-T5): the committed tiny_t5_precompiled tokenizer.json with a
+    # T5Tokenizer config (extra_ids). transformers 5.x rebuilds the pipeline (Precompiled alone as normalizer,
+    # unk_id 2) and appends the 100 <extra_id_N> specials; the test assembles the same folder.
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(os.path.join(OUT, "tiny_t5_precompiled", "tokenizer.json"), tmp)
+        shutil.copy(os.path.join(OUT, "t5_like_tokenizer_config.json"), os.path.join(tmp, "tokenizer_config.json"))
+        auto = AutoTokenizer.from_pretrained(tmp)
+        record("t5_like", auto.backend_tokenizer, subset=2000)
+        if "t5_like" in meta["tokenizer"]:
+            meta["tokenizer"]["t5_like"]["auto"] = {"len": len(auto), "eos": auto.eos_token_id, "pad": auto.pad_token_id,
+                                                    "unk": auto.unk_token_id, "extra_id_0": auto.convert_tokens_to_ids("<extra_id_0>"),
+                                                    "model_max_length": auto.model_max_length}
 
     with open(os.path.join(OUT, "meta.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, ensure_ascii=False, indent=1, sort_keys=True)
