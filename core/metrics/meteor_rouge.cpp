@@ -1,5 +1,6 @@
 // nltk 3.10.4 meteor_score (translate/meteor_score.py) and rouge_score 0.1.2 LCS scores (rouge_scorer.py).
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <unordered_map>
 #include <unordered_set>
@@ -139,18 +140,44 @@ std::vector<int>& lcs_table(const std::vector<std::string>& ref, const std::vect
   return t;
 }
 
+// Length of the longest common subsequence (what _lcs_table's last cell holds), bit-parallel (Hyyro 2004):
+// one bit per candidate position, 64 positions per machine word; O(|ref| * |can| / 64).
 int lcs_length(const std::vector<std::string>& ref, const std::vector<std::string>& can) {
-  // One row at a time: same values as _lcs_table's last cell.
-  thread_local std::vector<int> prev, cur;
-  prev.assign(can.size() + 1, 0);
-  cur.assign(can.size() + 1, 0);
-  for (size_t i = 1; i <= ref.size(); ++i) {
-    for (size_t j = 1; j <= can.size(); ++j) {
-      cur[j] = ref[i - 1] == can[j - 1] ? prev[j - 1] + 1 : std::max(prev[j], cur[j - 1]);
-    }
-    std::swap(prev, cur);
+  if (ref.empty() || can.empty()) return 0;
+  const size_t m = can.size();
+  const size_t words = (m + 63) / 64;
+  std::unordered_map<std::string_view, size_t> ids;
+  std::vector<std::uint64_t> match;  // per distinct candidate token: the bit mask of its positions
+  for (size_t j = 0; j < m; ++j) {
+    auto [it, inserted] = ids.emplace(can[j], ids.size());
+    if (inserted) match.resize(match.size() + words, 0);
+    match[it->second * words + j / 64] |= std::uint64_t{1} << (j % 64);
   }
-  return prev[can.size()];
+  std::vector<std::uint64_t> v(words, ~std::uint64_t{0});
+  for (const std::string& token : ref) {
+    auto it = ids.find(token);
+    if (it == ids.end()) continue;  // no match bits: V stays as it is
+    const std::uint64_t* pm = &match[it->second * words];
+    unsigned carry = 0, borrow = 0;
+    for (size_t k = 0; k < words; ++k) {
+      const std::uint64_t x = v[k];
+      const std::uint64_t u = x & pm[k];
+      const std::uint64_t s1 = x + u;
+      const std::uint64_t sum = s1 + carry;
+      carry = (s1 < x) | (sum < s1);
+      const std::uint64_t d1 = x - u;
+      const std::uint64_t diff = d1 - borrow;
+      borrow = (x < u) | (d1 < borrow);
+      v[k] = sum | diff;
+    }
+  }
+  size_t zeros = 0;
+  for (size_t k = 0; k < words; ++k) {
+    std::uint64_t bits = ~v[k];
+    if (k == words - 1 && m % 64 != 0) bits &= (std::uint64_t{1} << (m % 64)) - 1;
+    zeros += static_cast<size_t>(__builtin_popcountll(bits));
+  }
+  return static_cast<int>(zeros);
 }
 
 // lcs_ind: _backtrack_norec's reference indices of one LCS.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <set>
 
+#include "metrics/metrics.h"
 #include "metrics/porter.h"
 #include "metrics/tokenize.h"
 #include "metrics/unicode.h"
@@ -92,4 +93,32 @@ TEST_CASE("UTF-8 validation names the offset") {
   vlm::test::expect_error([] { check_utf8("\xC0\xAF", "text"); }, vlm::ErrorCode::invalid_argument,
                           {"UTF-8"});  // overlong
   check_utf8("héllo 🙂", "text");
+}
+
+TEST_CASE("rougeL's bit-parallel LCS equals the dynamic programme of rouge_score on random sequences") {
+  unsigned seed = 12345;
+  auto next = [&seed] {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 16) & 0x7FFF;
+  };
+  for (int trial = 0; trial < 300; ++trial) {
+    const size_t n = next() % 200, m = next() % 200;
+    const unsigned alphabet = 1 + next() % 6;  // few symbols: many matches, long carries across 64-bit words
+    std::vector<std::string> a(n), b(m);
+    for (auto& t : a) t = std::string(1, static_cast<char>('a' + next() % alphabet));
+    for (auto& t : b) t = std::string(1, static_cast<char>('a' + next() % alphabet));
+    std::vector<std::vector<int>> dp(n + 1, std::vector<int>(m + 1, 0));
+    for (size_t i = 1; i <= n; ++i) {
+      for (size_t j = 1; j <= m; ++j) {
+        dp[i][j] = a[i - 1] == b[j - 1] ? dp[i - 1][j - 1] + 1 : std::max(dp[i - 1][j], dp[i][j - 1]);
+      }
+    }
+    const int lcs = dp[n][m];
+    double expected = 0.0;
+    if (n > 0 && m > 0) {
+      const double p = static_cast<double>(lcs) / m, r = static_cast<double>(lcs) / n;
+      expected = p + r > 0 ? 2 * p * r / (p + r) : 0.0;
+    }
+    REQUIRE_MESSAGE(rouge_lcs_f(a, b) == expected, "trial " << trial << " n=" << n << " m=" << m);
+  }
 }
