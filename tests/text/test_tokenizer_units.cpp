@@ -3,7 +3,9 @@
 
 #include <sentencepiece_trainer.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <unistd.h>
 
 #include "base/error.h"
@@ -204,4 +206,37 @@ TEST_CASE("SentencePiece .model files load through the sentencepiece library") {
   CHECK_FALSE(tok->token_to_id("no-such-piece-xyz").has_value());
   for (const char* f : {"/corpus.txt", "/tokenizer.model", "/tokenizer.vocab"}) std::remove((dir + f).c_str());
   ::rmdir(dir.c_str());
+}
+
+TEST_CASE("decode: clean_up_tokenization_spaces as transformers applies it") {
+  const std::string json_text = R"({"model": {"type": "WordLevel", "unk_token": "<unk>",
+      "vocab": {"<unk>": 0, "hello": 1, ",": 2, "world": 3, "!": 4, "do": 5, "n't": 6, "'s": 7, "it": 8}}})";
+  auto tok = Tokenizer::from_json(json_text);
+  const std::vector<std::int32_t> ids = {1, 2, 3, 4, 5, 6, 8, 7};
+  CHECK(tok->decode(ids) == "hello , world ! do n't it 's");  // the config default (no config: false)
+  CHECK(tok->decode(ids, {false, true}) == "hello, world! don't it's");
+  // transformers 5.x skips the cleanup for BPE models unless the caller asks for it explicitly.
+  auto bpe = Tokenizer::from_json(
+      R"({"model": {"type": "BPE", "vocab": {"a": 0, ".": 1}, "merges": []}})", R"({"clean_up_tokenization_spaces": true})");
+  CHECK(bpe->config().clean_up_tokenization_spaces);
+  CHECK(bpe->decode({0, 1}) == "a .");
+  CHECK(bpe->decode({0, 1}, {false, true}) == "a.");
+}
+
+TEST_CASE("long inputs: no crash, and byte-level BPE round-trips") {
+  const std::string folder = vlm::test::shared_tokenizer("qwen3");
+  REQUIRE_MESSAGE(vlm::is_directory(folder), folder, " is missing (the shared data folder sits beside the clone)");
+  auto tok = Tokenizer::load(folder);
+  const std::vector<std::string> inputs = {
+      std::string(200000, 'a'), std::string(200000, ' '), std::string(100000, '\n') + "x",
+      [] {
+        std::string s;
+        for (int i = 0; i < 20000; ++i) s += "\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x92\xBB 12345 ";  // 👩‍💻
+        return s;
+      }()};
+  for (const std::string& text : inputs) {
+    const auto ids = tok->encode(text, false);
+    CHECK(!ids.empty());
+    CHECK(tok->decode(ids) == text);
+  }
 }
