@@ -81,24 +81,25 @@ bool Regex::search(std::string_view subject) const {
   return true;
 }
 
-std::string Regex::replace_all(std::string_view subject, std::string_view replacement) const {
+bool Regex::replace_all_in_place(std::string& text, std::string_view replacement) const {
   MatchData md(impl_->code);
-  auto* subj = reinterpret_cast<PCRE2_SPTR>(subject.data());
+  auto* subj = reinterpret_cast<PCRE2_SPTR>(text.data());
   // Most rules match nothing in most texts: skip the substitution machinery then.
-  int rc = pcre2_match(impl_->code, subj, subject.size(), 0, PCRE2_NO_UTF_CHECK, md.data, nullptr);
-  if (rc == PCRE2_ERROR_NOMATCH) return std::string(subject);
+  int rc = pcre2_match(impl_->code, subj, text.size(), 0, PCRE2_NO_UTF_CHECK, md.data, nullptr);
+  if (rc == PCRE2_ERROR_NOMATCH) return false;
   if (rc < 0) fail(ErrorCode::limit_exceeded, impl_->what + ": matching failed: " + pcre2_message(rc));
 
-  std::string out(subject.size() * 2 + 64, '\0');
+  std::string out(text.size() * 2 + 64, '\0');
   for (int attempt = 0; attempt < 2; ++attempt) {
     PCRE2_SIZE out_len = out.size();
-    rc = pcre2_substitute(impl_->code, subj, subject.size(), 0,
+    rc = pcre2_substitute(impl_->code, subj, text.size(), 0,
                           PCRE2_SUBSTITUTE_GLOBAL | PCRE2_SUBSTITUTE_OVERFLOW_LENGTH | PCRE2_NO_UTF_CHECK, md.data,
                           nullptr, reinterpret_cast<PCRE2_SPTR>(replacement.data()), replacement.size(),
                           reinterpret_cast<PCRE2_UCHAR*>(out.data()), &out_len);
     if (rc >= 0) {
       out.resize(out_len);
-      return out;
+      text.swap(out);
+      return true;
     }
     if (rc == PCRE2_ERROR_NOMEMORY) {
       out.assign(out_len, '\0');  // out_len now holds the size needed
@@ -107,6 +108,12 @@ std::string Regex::replace_all(std::string_view subject, std::string_view replac
     fail(ErrorCode::invalid_argument, impl_->what + ": substitution failed: " + pcre2_message(rc));
   }
   fail(ErrorCode::internal, impl_->what + ": substitution output size changed between attempts");
+}
+
+std::string Regex::replace_all(std::string_view subject, std::string_view replacement) const {
+  std::string text(subject);
+  replace_all_in_place(text, replacement);
+  return text;
 }
 
 }  // namespace vlm::metrics

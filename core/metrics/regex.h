@@ -22,6 +22,8 @@ class Regex {
   // Replaces every non-overlapping match, left to right. `replacement` uses PCRE2 syntax: $0, $1, ${1}, $$.
   // The subject must be valid UTF-8 (checked by the caller).
   std::string replace_all(std::string_view subject, std::string_view replacement) const;
+  // The same on `text` itself; returns false (leaving `text` alone) when nothing matched.
+  bool replace_all_in_place(std::string& text, std::string_view replacement) const;
 
  private:
   struct Impl;

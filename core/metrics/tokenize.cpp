@@ -254,7 +254,7 @@ class NltkRules {
   std::vector<std::string> tokenize(std::string_view input) const {
     std::string text(input);
     auto apply = [&text](const Rule& r) {
-      if (r.may_apply(text)) text = r.regex.replace_all(text, r.replacement);
+      if (r.may_apply(text)) r.regex.replace_all_in_place(text, r.replacement);
     };
     for (const Rule& r : starting_) apply(r);
     for (const Rule& r : punctuation_) apply(r);
@@ -267,7 +267,7 @@ class NltkRules {
     // Inserting spaces never creates a trigger substring, so one lowered copy serves all contraction rules.
     const std::string lowered = ascii_lower(text);
     for (const Rule& r : contractions_) {
-      if (r.may_apply(lowered)) text = r.regex.replace_all(text, r.replacement);
+      if (r.may_apply(lowered)) r.regex.replace_all_in_place(text, r.replacement);
     }
     std::vector<std::string> out;
     for (std::string_view tok : python_split(text)) out.emplace_back(tok);
