@@ -235,38 +235,45 @@ std::string apply_chat_template(const Template& tmpl, const nlohmann::ordered_js
     fail(ErrorCode::invalid_argument, "apply_chat_template: messages must be a JSON list of message objects");
   if (!special_tokens.is_object() || !extra_context.is_object())
     fail(ErrorCode::invalid_argument, "apply_chat_template: special_tokens and extra_context must be JSON objects");
-  nlohmann::ordered_json chat = nlohmann::ordered_json::array();
+  // Built directly as interpreter values: no intermediate JSON copies.
+  using jinja::Value;
+  std::vector<Value> chat;
+  chat.reserve(messages.size());
   for (std::size_t i = 0; i < messages.size(); ++i) {
     const auto& message = messages[i];
     if (!message.is_object())
       fail(ErrorCode::invalid_argument,
            "apply_chat_template: message " + std::to_string(i) + " is not an object with \"role\" and \"content\"");
     // The processor drops null-valued keys (OpenAI-style content=None) before rendering.
-    nlohmann::ordered_json clean = nlohmann::ordered_json::object();
-    for (auto it = message.begin(); it != message.end(); ++it)
-      if (!it.value().is_null()) clean[it.key()] = it.value();
-    // transformers' _alias_reasoning_fields: {"thinking": r, **message, "reasoning_content": r}.
+    auto clean = std::make_shared<jinja::Dict>();
     const nlohmann::ordered_json* reasoning = nullptr;
-    for (const char* key : {"reasoning_content", "thinking", "reasoning"})
-      if (!reasoning && clean.contains(key)) reasoning = &clean[key];
-    if (reasoning) {
-      nlohmann::ordered_json r = *reasoning;
-      nlohmann::ordered_json aliased = nlohmann::ordered_json::object();
-      aliased["thinking"] = r;
-      for (auto it = clean.begin(); it != clean.end(); ++it) aliased[it.key()] = it.value();
-      aliased["reasoning_content"] = r;
-      clean = std::move(aliased);
+    for (auto it = message.begin(); it != message.end(); ++it) {
+      if (it.value().is_null()) continue;
+      clean->set(Value::string(it.key()), jinja::from_json(it.value()));
     }
-    chat.push_back(std::move(clean));
+    for (const char* key : {"reasoning_content", "thinking", "reasoning"})
+      if (!reasoning && message.contains(key) && !message[key].is_null()) reasoning = &message[key];
+    if (reasoning) {
+      // transformers' _alias_reasoning_fields: {"thinking": r, **message, "reasoning_content": r}.
+      Value r = jinja::from_json(*reasoning);
+      auto aliased = std::make_shared<jinja::Dict>();
+      aliased->set(Value::string("thinking"), r);
+      for (auto& kv : clean->items) aliased->set(kv.first, kv.second);
+      aliased->set(Value::string("reasoning_content"), r);
+      clean = aliased;
+    }
+    chat.push_back(Value::dict(clean));
   }
-  nlohmann::ordered_json context = nlohmann::ordered_json::object();
-  for (auto it = special_tokens.begin(); it != special_tokens.end(); ++it) context[it.key()] = it.value();
-  for (auto it = extra_context.begin(); it != extra_context.end(); ++it) context[it.key()] = it.value();
-  context["messages"] = std::move(chat);
-  context["tools"] = nullptr;
-  context["documents"] = nullptr;
-  context["add_generation_prompt"] = add_generation_prompt;
-  return tmpl.render(context);
+  auto context = std::make_shared<jinja::Dict>();
+  for (auto it = special_tokens.begin(); it != special_tokens.end(); ++it)
+    context->set(Value::string(it.key()), jinja::from_json(it.value()));
+  for (auto it = extra_context.begin(); it != extra_context.end(); ++it)
+    context->set(Value::string(it.key()), jinja::from_json(it.value()));
+  context->set(Value::string("messages"), Value::list(std::move(chat)));
+  context->set(Value::string("tools"), Value::none());
+  context->set(Value::string("documents"), Value::none());
+  context->set(Value::string("add_generation_prompt"), Value::boolean(add_generation_prompt));
+  return jinja::render(tmpl.impl_->program, Value::dict(context), tmpl.impl_->name, jinja::RenderOptions{});
 }
 
 }  // namespace vlm::chat

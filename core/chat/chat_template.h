@@ -45,6 +45,8 @@ class Template {
   const std::string& source() const;
 
  private:
+  friend std::string apply_chat_template(const Template&, const nlohmann::ordered_json&, bool,
+                                         const nlohmann::ordered_json&, const nlohmann::ordered_json&);
   struct Impl;
   std::shared_ptr<const Impl> impl_;
 };

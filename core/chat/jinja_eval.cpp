@@ -23,15 +23,35 @@ using RT = RenderError::Type;
 
 // ------------------------------------------------------------------ scopes and objects
 
+// Variables of one frame. Frames hold a handful of names, so a vector scan beats hashing.
+class Vars {
+ public:
+  Value& operator[](const std::string& name) {
+    for (auto& kv : entries_)
+      if (kv.first == name) return kv.second;
+    entries_.emplace_back(name, Value());
+    return entries_.back().second;
+  }
+  const Value* find(const std::string& name) const {
+    for (const auto& kv : entries_)
+      if (kv.first == name) return &kv.second;
+    return nullptr;
+  }
+  std::size_t count(const std::string& name) const { return find(name) ? 1 : 0; }
+
+ private:
+  std::vector<std::pair<std::string, Value>> entries_;
+};
+
 struct Scope {
   std::shared_ptr<Scope> parent;
-  std::unordered_map<std::string, Value> vars;
+  Vars vars;
 
   explicit Scope(std::shared_ptr<Scope> p = nullptr) : parent(std::move(p)) {}
   const Value* find(const std::string& name) const {
     for (const Scope* s = this; s; s = s->parent.get()) {
-      auto it = s->vars.find(name);
-      if (it != s->vars.end()) return &it->second;
+      const Value* v = s->vars.find(name);
+      if (v) return v;
     }
     return nullptr;
   }
@@ -591,6 +611,8 @@ class Macro : public Object {
   bool callable() const override { return true; }
   Value call(CallArgs& args) override;
   std::string to_str() const override { return "<Macro '" + node_->text + "'>"; }
+  // The closure scope holds the macro itself; dropping it at the end of a render breaks that cycle.
+  void release() { closure_.reset(); }
 
  private:
   Interpreter* interp_;
@@ -615,6 +637,18 @@ class Interpreter {
     auto root = std::make_shared<Scope>(ctx);
     std::string result;
     out_ = &result;
+    // Macros (whose closure holds them) and namespaces (which may hold themselves) can form reference cycles;
+    // nothing outlives the render, so cut them when it ends, however it ends.
+    struct CycleBreaker {
+      Interpreter& in;
+      ~CycleBreaker() {
+        for (auto& m : in.macros_) m->release();
+        for (auto& ns : in.namespaces_) {
+          ns->attrs->items.clear();
+          ns->attrs->index.clear();
+        }
+      }
+    } breaker{*this};
     try {
       exec_body(program_.body, root);
     } catch (const RenderError& e) {
@@ -722,9 +756,12 @@ class Interpreter {
         assign(*n.target, v, scope);
         return Flow::normal;
       }
-      case NodeType::macro:
-        scope->vars[n.text] = Value::object(std::make_shared<Macro>(this, &n, scope));
+      case NodeType::macro: {
+        auto macro = std::make_shared<Macro>(this, &n, scope);
+        macros_.push_back(macro);
+        scope->vars[n.text] = Value::object(macro);
         return Flow::normal;
+      }
       case NodeType::filter_block: {
         std::string buffer;
         capture(buffer, [&] { exec_body(n.body, scope); });
@@ -1018,33 +1055,44 @@ class Interpreter {
   // ---------------------------------------------------------------- methods of str, dict, list
 
   Value string_method(const Value& self, const std::string& name) {
-    const std::string s = self.as_string();
+    static const std::unordered_set<std::string> known = {
+        "upper", "lower", "title", "capitalize", "strip", "lstrip", "rstrip", "split", "rsplit", "splitlines",
+        "startswith", "endswith", "replace", "find", "rfind", "index", "rindex", "count", "join", "removeprefix",
+        "removesuffix", "isdigit", "isalpha", "isalnum", "isspace", "islower", "isupper", "isnumeric", "isdecimal",
+        "format", "casefold", "center", "encode", "expandtabs", "format_map", "isascii", "isidentifier",
+        "isprintable", "istitle", "ljust", "maketrans", "partition", "rjust", "rpartition", "swapcase", "translate",
+        "zfill"};
+    if (!known.count(name)) return Value();
     auto fn = [&](std::function<Value(Args)> body) {
       std::string n = name;
       return make_function(name, [body, n](CallArgs& a) { return body(Args{a, n.c_str()}); });
     };
     if (name == "upper" || name == "lower")
-      return fn([s, name](Args a) { a.check(0, {}); return Value::string(map_case(s, name == "upper")); });
-    if (name == "title") return fn([s](Args a) { a.check(0, {}); return Value::string(py_title(s)); });
-    if (name == "capitalize") return fn([s](Args a) { a.check(0, {}); return Value::string(py_capitalize(s)); });
+      return fn([self, name](Args a) { a.check(0, {}); return Value::string(map_case(self.as_string(), name == "upper")); });
+    if (name == "title") return fn([self](Args a) { a.check(0, {}); return Value::string(py_title(self.as_string())); });
+    if (name == "capitalize") return fn([self](Args a) { a.check(0, {}); return Value::string(py_capitalize(self.as_string())); });
     if (name == "strip" || name == "lstrip" || name == "rstrip")
-      return fn([s, name](Args a) {
+      return fn([self, name](Args a) {
+        const std::string& s = self.as_string();
         a.check(1, {});
         return Value::string(py_strip(s, a.get(0, "chars", Value::none()), name != "rstrip", name != "lstrip"));
       });
     if (name == "split" || name == "rsplit")
-      return fn([s, name](Args a) {
+      return fn([self, name](Args a) {
+        const std::string& s = self.as_string();
         a.check(2, {"sep", "maxsplit"});
         Value max = a.get(1, "maxsplit", Value::integer(-1));
         return Value::list(py_split(s, a.get(0, "sep", Value::none()), to_index(max, "maxsplit"), name == "rsplit"));
       });
     if (name == "splitlines")
-      return fn([s](Args a) {
+      return fn([self](Args a) {
+        const std::string& s = self.as_string();
         a.check(1, {"keepends"});
         return Value::list(py_splitlines(s, a.get(0, "keepends", Value::boolean(false)).truthy()));
       });
     if (name == "startswith" || name == "endswith")
-      return fn([s, name](Args a) {
+      return fn([self, name](Args a) {
+        const std::string& s = self.as_string();
         a.check(3, {});
         Value what = a.get(0, "prefix");
         auto cps = utf8_decode(s);
@@ -1062,14 +1110,16 @@ class Interpreter {
         return Value::boolean(false);
       });
     if (name == "replace")
-      return fn([s](Args a) {
+      return fn([self](Args a) {
+        const std::string& s = self.as_string();
         a.check(3, {"count"});
         return Value::string(py_replace(s, require_string(a.get(0, "old"), "replace old"),
                                         require_string(a.get(1, "new"), "replace new"),
                                         to_index(a.get(2, "count", Value::integer(-1)), "count")));
       });
     if (name == "find" || name == "rfind" || name == "index" || name == "rindex" || name == "count")
-      return fn([s, name](Args a) {
+      return fn([self, name](Args a) {
+        const std::string& s = self.as_string();
         a.check(1, {});
         std::string sub = require_string(a.get(0, "sub"), (name + " argument").c_str());
         if (name == "count") {
@@ -1086,7 +1136,8 @@ class Interpreter {
         return Value::integer(static_cast<std::int64_t>(utf8_length(std::string_view(s).substr(0, p))));
       });
     if (name == "join")
-      return fn([s](Args a) {
+      return fn([self](Args a) {
+        const std::string& s = self.as_string();
         a.check(1, {});
         std::string out;
         bool first = true;
@@ -1098,7 +1149,8 @@ class Interpreter {
         return Value::string(std::move(out));
       });
     if (name == "removeprefix" || name == "removesuffix")
-      return fn([s, name](Args a) {
+      return fn([self, name](Args a) {
+        const std::string& s = self.as_string();
         a.check(1, {});
         std::string x = require_string(a.get(0, "affix"), name.c_str());
         if (name == "removeprefix" && s.compare(0, x.size(), x) == 0 && s.size() >= x.size())
@@ -1110,7 +1162,8 @@ class Interpreter {
       });
     if (name == "isdigit" || name == "isalpha" || name == "isalnum" || name == "isspace" || name == "islower" ||
         name == "isupper" || name == "isnumeric" || name == "isdecimal")
-      return fn([s, name](Args a) {
+      return fn([self, name](Args a) {
+        const std::string& s = self.as_string();
         a.check(0, {});
         auto cps = utf8_decode(s);
         if (cps.empty()) return Value::boolean(false);
@@ -1143,7 +1196,8 @@ class Interpreter {
         return Value::boolean(true);
       });
     if (name == "format")
-      return fn([s](Args a) {
+      return fn([self](Args a) {
+        const std::string& s = self.as_string();
         // str.format with plain "{}", "{0}" and "{name}" fields (no conversions or format specs).
         std::string out;
         std::size_t auto_index = 0;
@@ -1282,8 +1336,9 @@ class Interpreter {
       for (const auto& [k, v] : ca.keywords) d->set(Value::string(k), v);
       return Value::dict(d);
     });
-    g.vars["namespace"] = make_function("namespace", [](CallArgs& ca) {
+    g.vars["namespace"] = make_function("namespace", [this](CallArgs& ca) {
       auto ns = std::make_shared<Namespace>();
+      namespaces_.push_back(ns);
       if (ca.positional.size() > 1) type_error("namespace expected at most 1 positional argument");
       if (!ca.positional.empty()) {
         if (!ca.positional[0].is_dict()) type_error("namespace() positional argument must be a dict");
@@ -1772,6 +1827,8 @@ class Interpreter {
   const Program& program_;
   std::string name_;
   RenderOptions options_;
+  std::vector<std::shared_ptr<Macro>> macros_;
+  std::vector<std::shared_ptr<Namespace>> namespaces_;
   std::string* out_ = nullptr;
   int capture_depth_ = 0;
   int depth_ = 0;

@@ -131,6 +131,7 @@ class Parser {
   }
 
   NodePtr parse_statement() {
+    DepthGuard guard(*this);
     const Token& tok = cur();
     if (tok.type != Tok::name) fail_at(tok.line, "tag name expected");
     const std::string& n = tok.text;
@@ -294,7 +295,25 @@ class Parser {
     return e;
   }
 
-  ExprPtr parse_expression(bool with_condexpr) { return with_condexpr ? parse_condexpr() : parse_or(); }
+  // Bounds recursion so that a hostile template ("((((...") is an error, not a stack overflow.
+  struct DepthGuard {
+    Parser& p;
+    explicit DepthGuard(Parser& parser) : p(parser) {
+      if (++p.depth_ > kMaxDepth)
+        p.fail_limit(p.cur().line, "template nesting exceeds " + std::to_string(kMaxDepth) + " levels");
+    }
+    ~DepthGuard() { --p.depth_; }
+  };
+  static constexpr int kMaxDepth = 200;
+
+  [[noreturn]] void fail_limit(int line, const std::string& what) const {
+    fail(ErrorCode::limit_exceeded, name_ + " line " + std::to_string(line) + ": " + what);
+  }
+
+  ExprPtr parse_expression(bool with_condexpr) {
+    DepthGuard guard(*this);
+    return with_condexpr ? parse_condexpr() : parse_or();
+  }
 
   ExprPtr parse_condexpr() {
     int line = cur().line;
@@ -336,6 +355,7 @@ class Parser {
   }
 
   ExprPtr parse_not() {
+    DepthGuard guard(*this);
     if (is_name("not")) {
       int line = next().line;
       auto e = make(ExprType::not_, line);
@@ -411,6 +431,7 @@ class Parser {
   }
 
   ExprPtr parse_unary(bool with_filter) {
+    DepthGuard guard(*this);
     int line = cur().line;
     ExprPtr node;
     if (is_op("-") || is_op("+")) {
@@ -660,6 +681,7 @@ class Parser {
   std::string name_;
   std::size_t pos_ = 0;
   int loop_depth_ = 0;
+  int depth_ = 0;
   bool has_generation_ = false;
 };
 

@@ -1,5 +1,7 @@
 #include "chat/jinja_value.h"
 
+#include "base/error.h"
+
 #include <utf8proc.h>
 
 #include <algorithm>
@@ -41,12 +43,27 @@ Value Value::string(std::string s) {
   v.s_ = std::make_shared<const std::string>(std::move(s));
   return v;
 }
+int nesting_depth(const Value& v) {
+  if (v.is_list()) return v.as_list().depth;
+  if (v.is_dict()) return v.as_dict().depth;
+  return 0;
+}
+
+static void check_depth(int depth) {
+  if (depth > kMaxValueDepth)
+    throw_render(RenderError::Type::limit, "a value is nested deeper than " + std::to_string(kMaxValueDepth) + " levels");
+}
+
 Value Value::list(std::vector<Value> items, bool is_tuple) {
   Value v;
   v.kind_ = Kind::list;
   v.list_ = std::make_shared<List>();
+  int depth = 1;
+  for (const auto& item : items) depth = std::max(depth, nesting_depth(item) + 1);
+  check_depth(depth);
   v.list_->items = std::move(items);
   v.list_->is_tuple = is_tuple;
+  v.list_->depth = depth;
   return v;
 }
 Value Value::dict(std::shared_ptr<Dict> d) {
@@ -129,14 +146,45 @@ std::string Dict::key_of(const Value& key) {
   throw_render(RenderError::Type::type, "unhashable type: '" + key.type_name() + "'");
 }
 
+// Small dicts (most chat messages) are scanned; an index is built once a dict grows past this size.
+constexpr std::size_t kIndexThreshold = 12;
+
+static bool same_key(const Value& a, const Value& b) {
+  if (a.is_string() && b.is_string()) return a.as_string() == b.as_string();
+  if (a.is_string() || b.is_string()) return false;
+  return py_equal(a, b);
+}
+
 const Value* Dict::find(const Value& key) const {
   if (key.is_undefined() || key.is_dict() || key.is_object() || (key.is_list() && !key.as_list().is_tuple))
     return nullptr;
+  if (index.empty()) {
+    for (const auto& kv : items)
+      if (same_key(kv.first, key)) return &kv.second;
+    return nullptr;
+  }
   auto it = index.find(key_of(key));
   return it == index.end() ? nullptr : &items[it->second].second;
 }
 
 void Dict::set(const Value& key, Value value) {
+  int d = std::max(nesting_depth(key), nesting_depth(value)) + 1;
+  if (d > depth) {
+    check_depth(d);
+    depth = d;
+  }
+  if (index.empty() && items.size() < kIndexThreshold) {
+    if (!key.is_string()) key_of(key);  // rejects unhashable keys
+    for (auto& kv : items)
+      if (same_key(kv.first, key)) {
+        kv.second = std::move(value);
+        return;
+      }
+    items.emplace_back(key, std::move(value));
+    return;
+  }
+  if (index.empty())
+    for (std::size_t i = 0; i < items.size(); ++i) index.emplace(key_of(items[i].first), i);
   std::string k = key_of(key);
   auto it = index.find(k);
   if (it != index.end()) {
@@ -390,6 +438,17 @@ std::string py_repr(const Value& v) {
 }
 
 std::string py_str(const Value& v) {
+  // Namespaces can hold themselves (ns.x = [ns]); stop such cycles instead of overflowing the stack.
+  static thread_local int depth = 0;
+  struct Guard {
+    Guard() {
+      if (++depth > kMaxValueDepth) {
+        depth = 0;
+        throw_render(RenderError::Type::limit, "value nested too deeply to print");
+      }
+    }
+    ~Guard() { if (depth > 0) --depth; }
+  } guard;
   switch (v.kind()) {
     case Kind::undefined: return "";
     case Kind::none: return "None";
@@ -545,7 +604,14 @@ std::string json_dumps(const Value& v, const JsonDumpOptions& options) {
   return out;
 }
 
-Value from_json(const nlohmann::ordered_json& j) {
+static Value from_json_at(const nlohmann::ordered_json& j, int depth);
+
+Value from_json(const nlohmann::ordered_json& j) { return from_json_at(j, 0); }
+
+static Value from_json_at(const nlohmann::ordered_json& j, int depth) {
+  if (depth > kMaxValueDepth / 2)
+    fail(ErrorCode::limit_exceeded, "chat template context: JSON nested deeper than " +
+                                        std::to_string(kMaxValueDepth / 2) + " levels");
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null: return Value::none();
     case nlohmann::ordered_json::value_t::boolean: return Value::boolean(j.get<bool>());
@@ -557,12 +623,12 @@ Value from_json(const nlohmann::ordered_json& j) {
     case nlohmann::ordered_json::value_t::array: {
       std::vector<Value> items;
       items.reserve(j.size());
-      for (const auto& item : j) items.push_back(from_json(item));
+      for (const auto& item : j) items.push_back(from_json_at(item, depth + 1));
       return Value::list(std::move(items));
     }
     case nlohmann::ordered_json::value_t::object: {
       auto d = std::make_shared<Dict>();
-      for (auto it = j.begin(); it != j.end(); ++it) d->set(Value::string(it.key()), from_json(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it) d->set(Value::string(it.key()), from_json_at(it.value(), depth + 1));
       return Value::dict(std::move(d));
     }
     default: return Value::none();

@@ -90,12 +90,18 @@ struct List {
   // How str() shows lists that stand for other Python types: dict views print as "dict_items([...])" (prefix
   // and suffix), range objects as "range(0, 3)" (display).
   std::string display_prefix, display_suffix, display;
+  int depth = 1;  // nesting depth, bounded so printing and comparing cannot overflow the stack
 };
+
+// Deepest nesting of lists and dicts a render may build or receive.
+constexpr int kMaxValueDepth = 1000;
+int nesting_depth(const Value& v);
 
 // An insertion-ordered dict with Python key equality (1, 1.0 and True are the same key).
 struct Dict {
   std::vector<std::pair<Value, Value>> items;
   std::unordered_map<std::string, std::size_t> index;
+  int depth = 1;
 
   const Value* find(const Value& key) const;
   void set(const Value& key, Value value);
@@ -143,6 +149,7 @@ struct JsonDumpOptions {
 // Python's json.dumps with the given options (the arguments transformers' tojson filter exposes).
 std::string json_dumps(const Value& v, const JsonDumpOptions& options);
 
+// Throws vlm::Error limit_exceeded for JSON nested deeper than kMaxValueDepth / 2.
 Value from_json(const nlohmann::ordered_json& j);
 
 // UTF-8 helpers: strings are indexed, sliced and measured in code points, like Python's str.
