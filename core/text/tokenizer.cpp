@@ -304,6 +304,18 @@ struct Tokenizer::Impl {
 
 namespace {
 
+// Special tokens a transformers 5.x tokenizer class uses when the config does not name them.
+std::vector<std::pair<std::string, std::string>> class_default_specials(const std::string& cls) {
+  if (cls == "GemmaTokenizer" || cls == "GemmaTokenizerFast")
+    return {{"bos_token", "<bos>"}, {"eos_token", "<eos>"}, {"unk_token", "<unk>"}, {"pad_token", "<pad>"},
+            {"mask_token", "<mask>"}};
+  if (cls == "LlamaTokenizer" || cls == "LlamaTokenizerFast")
+    return {{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"unk_token", "<unk>"}};
+  if (cls == "T5Tokenizer" || cls == "T5TokenizerFast")
+    return {{"eos_token", "</s>"}, {"unk_token", "<unk>"}, {"pad_token", "<pad>"}};
+  return {};
+}
+
 void read_config(Tokenizer::Impl& impl, const std::string& config_text, const std::string& where) {
   if (config_text.empty()) return;
   json c;
@@ -315,6 +327,9 @@ void read_config(Tokenizer::Impl& impl, const std::string& config_text, const st
   if (!c.is_object()) fail(ErrorCode::corrupt_data, where + ": expected a JSON object");
   TokenizerConfig& cfg = impl.config;
   cfg.tokenizer_class = c.value("tokenizer_class", "");
+  if (impl.options.flavor == TokenizerOptions::Flavor::transformers && !impl.spm)
+    for (const auto& [key, value] : class_default_specials(cfg.tokenizer_class))
+      if (!c.contains(key)) c[key] = value;
   if (c.contains("bos_token")) cfg.bos_token = token_content(c["bos_token"]);
   if (c.contains("eos_token")) cfg.eos_token = token_content(c["eos_token"]);
   if (c.contains("unk_token")) cfg.unk_token = token_content(c["unk_token"]);
@@ -330,6 +345,7 @@ void read_config(Tokenizer::Impl& impl, const std::string& config_text, const st
     cfg.model_max_length = c["model_max_length"].get<double>();
   cfg.padding_side = c.value("padding_side", cfg.padding_side);
   // transformers' LlamaTokenizer class declares padding_side = "left" when the config does not say.
+  // (The config here already carries the class's default special tokens, added above.)
   if (!c.contains("padding_side") && impl.options.flavor == TokenizerOptions::Flavor::transformers &&
       (cfg.tokenizer_class == "LlamaTokenizer" || cfg.tokenizer_class == "LlamaTokenizerFast"))
     cfg.padding_side = "left";
@@ -426,6 +442,22 @@ void apply_transformers_class_rules(json& tj, const std::string& config_text) {
   if ((cls == "T5Tokenizer" || cls == "T5TokenizerFast") && tj.contains("model") &&
       tj["model"].value("type", "") == "Unigram") {
     apply_t5_rules(tj);
+    return;
+  }
+  if ((cls == "GemmaTokenizer" || cls == "GemmaTokenizerFast") && tj.contains("model") &&
+      tj["model"].value("type", "BPE") == "BPE") {
+    tj["normalizer"] = {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}};
+    tj["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "MergedWithPrevious"},
+                           {"invert", false}};
+    tj["decoder"] = {{"type", "Sequence"},
+                     {"decoders", json::array({{{"type", "Replace"}, {"pattern", {{"String", "\xE2\x96\x81"}}}, {"content", " "}},
+                                               {{"type", "ByteFallback"}},
+                                               {{"type", "Fuse"}}})}};
+    json& m = tj["model"];
+    m["fuse_unk"] = true;
+    m["byte_fallback"] = true;
+    m["dropout"] = nullptr;
+    m["unk_token"] = token_content(c.contains("unk_token") ? c["unk_token"] : json("<unk>")).value_or("<unk>");
     return;
   }
   if (cls != "LlamaTokenizer" && cls != "LlamaTokenizerFast") return;

@@ -15,11 +15,13 @@
 //                           raw file where a tokenizer class rebuilds the pipeline: LlamaTokenizer(Fast)
 //                           replaces the normalizer by a Metaspace pre-tokenizer (prepend_scheme "always" when
 //                           legacy, else "first") and drops the model's unk_token; T5Tokenizer keeps only the
-//                           Precompiled normalizer and forces unk_id 2; GPT2Tokenizer (vocab.json + merges.txt
+//                           Precompiled normalizer and forces unk_id 2; GemmaTokenizer uses a Replace(" ", "▁")
+//                           normalizer, a Split(" ") pre-tokenizer and its class default specials; GPT2Tokenizer (vocab.json + merges.txt
 //                           with a config) takes the config's specials and add_bos_token/add_eos_token. Special
 //                           tokens named by the config but missing from the vocabulary (T5's <extra_id_N>) are
 //                           appended after it. decode skips clean_up_tokenization_spaces for BPE models.
-//                           Other classes (e.g. GemmaTokenizer) are read as the raw file: not verified.
+//                           Other classes (Qwen2Tokenizer included) are read as the raw file; Qwen2 is verified
+//                           against AutoTokenizer, other classes are not.
 //   raw                     exactly `tokenizers.Tokenizer.from_file("tokenizer.json")`.
 //
 // Invalid UTF-8 input: encode() replaces each maximal invalid byte sequence by U+FFFD (the Unicode "maximal

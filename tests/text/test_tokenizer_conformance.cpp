@@ -219,6 +219,27 @@ TEST_CASE("T5-style tokenizer.json + T5Tokenizer config matches AutoTokenizer (e
   ::rmdir(dir.c_str());
 }
 
+TEST_CASE("Gemma-style tokenizer.json + GemmaTokenizer config matches AutoTokenizer (rebuilt pipeline, class specials)") {
+  const std::string dir = "/tmp/vlm_test_text_gemma_like_" + std::to_string(::getpid());
+  vlm::create_directories(dir);
+  vlm::write_file_atomic(dir + "/tokenizer.json",
+                         vlm::read_file(vlm::test::text_fixture("tiny_metaspace_bpe/tokenizer.json")));
+  vlm::write_file_atomic(dir + "/tokenizer_config.json",
+                         vlm::read_file(vlm::test::text_fixture("gemma_like_tokenizer_config.json")));
+  auto tok = Tokenizer::load(dir);
+  check_against_fixture("gemma_like", *tok, nullptr);
+  const json& a = meta()["tokenizer"]["gemma_like"]["auto"];
+  CHECK(tok->vocab_size() == a["len"].get<std::size_t>());
+  CHECK(tok->bos_id() == std::optional<std::int32_t>(a["bos"].get<std::int32_t>()));
+  CHECK(tok->eos_id() == std::optional<std::int32_t>(a["eos"].get<std::int32_t>()));
+  CHECK(tok->pad_id() == std::optional<std::int32_t>(a["pad"].get<std::int32_t>()));
+  CHECK(tok->unk_id() == std::optional<std::int32_t>(a["unk"].get<std::int32_t>()));
+  CHECK(tok->config().padding_side == a["padding_side"].get<std::string>());
+  std::remove((dir + "/tokenizer.json").c_str());
+  std::remove((dir + "/tokenizer_config.json").c_str());
+  ::rmdir(dir.c_str());
+}
+
 TEST_CASE("tokenizers trained by the harness (every component kind) match tokenizers") {
   for (const char* name :
        {"tiny_bytelevel", "tiny_split_removed", "tiny_split_removed_invert", "tiny_split_isolated",

@@ -471,6 +471,19 @@ def main():
                                                     "unk": auto.unk_token_id, "extra_id_0": auto.convert_tokens_to_ids("<extra_id_0>"),
                                                     "model_max_length": auto.model_max_length}
 
+    # A Gemma-style folder (llava-gemma): the committed tiny_metaspace_bpe tokenizer.json (byte-fallback BPE) with a
+    # GemmaTokenizer config. transformers 5.x rebuilds the pipeline (Replace " " -> "▁" normalizer, Split " "
+    # pre-tokenizer, Replace/ByteFallback/Fuse decoder) and appends the config's missing "<pad>".
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(os.path.join(OUT, "tiny_metaspace_bpe", "tokenizer.json"), tmp)
+        shutil.copy(os.path.join(OUT, "gemma_like_tokenizer_config.json"), os.path.join(tmp, "tokenizer_config.json"))
+        auto = AutoTokenizer.from_pretrained(tmp)
+        record("gemma_like", auto.backend_tokenizer, subset=2000)
+        if "gemma_like" in meta["tokenizer"]:
+            meta["tokenizer"]["gemma_like"]["auto"] = {"len": len(auto), "bos": auto.bos_token_id, "eos": auto.eos_token_id,
+                                                       "pad": auto.pad_token_id, "unk": auto.unk_token_id,
+                                                       "padding_side": auto.padding_side}
+
     with open(os.path.join(OUT, "meta.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, ensure_ascii=False, indent=1, sort_keys=True)
 
