@@ -50,6 +50,7 @@ class Vocab {
     return &tokens_[id];
   }
   std::size_t size() const { return ids_.size(); }
+  std::size_t capacity() const { return tokens_.size(); }  // one past the largest id
 
  private:
   std::vector<std::string> tokens_;
@@ -84,6 +85,17 @@ class BpeModel : public Model {
       auto im = vocab_.find(merged);
       if (!im) bad(where, "merge #" + std::to_string(rank) + " produces \"" + merged + "\", missing from the vocab");
       merges_.emplace(pair_key(*ia, *ib), MergeTarget{static_cast<std::uint32_t>(rank), *im});
+    }
+    // Single characters below U+10000 (the whole byte-level alphabet, most SentencePiece pieces) get a direct
+    // table instead of a hash lookup on every character of every new word.
+    single_char_ids_.assign(0x10000, -1);
+    for (std::int32_t id = 0; id < static_cast<std::int32_t>(vocab_.capacity()); ++id) {
+      const std::string* t = vocab_.token(id);
+      if (!t || t->empty() || lead_length(static_cast<unsigned char>((*t)[0])) != t->size() || t->size() > 3) continue;
+      if (!is_valid_utf8(*t)) continue;
+      std::size_t i = 0;
+      const char32_t c = next_code_point(*t, i);
+      if (c < 0x10000 && vocab_.find(*t) == std::optional<std::int32_t>(id)) single_char_ids_[c] = id;
     }
     for (int b = 0; b < 256; ++b) {
       char name[8];
@@ -175,6 +187,21 @@ class BpeModel : public Model {
       i += lead_length(static_cast<unsigned char>(w[i]));
       if (i > w.size()) i = w.size();
       const std::size_t byte_len = i - start;
+      const bool plain = (start == 0 || opt_.continuing_subword_prefix.empty()) &&
+                         (i != w.size() || opt_.end_of_word_suffix.empty());
+      if (plain && byte_len <= 3) {
+        std::size_t k = start;
+        const char32_t c = next_code_point(w, k);
+        const std::int32_t id = single_char_ids_[c];
+        if (id >= 0) {
+          if (unk_len) {
+            add(unk_id_pending, unk_len);
+            unk_len = 0;
+          }
+          add(id, byte_len);
+          continue;
+        }
+      }
       s.assign(w.substr(start, byte_len));
       if (start != 0 && !opt_.continuing_subword_prefix.empty()) s.insert(0, opt_.continuing_subword_prefix);
       if (i == w.size() && !opt_.end_of_word_suffix.empty()) s += opt_.end_of_word_suffix;
@@ -242,6 +269,7 @@ class BpeModel : public Model {
   BpeOptions opt_;
   std::unordered_map<std::uint64_t, MergeTarget> merges_;
   std::int32_t byte_ids_[256];
+  std::vector<std::int32_t> single_char_ids_;
   mutable std::shared_mutex cache_mutex_;
   mutable std::unordered_map<std::string, std::vector<std::int32_t>> cache_;
 };
