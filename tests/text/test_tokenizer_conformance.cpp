@@ -165,6 +165,24 @@ TEST_CASE("llama2 tokenizer.json matches tokenizers and AutoTokenizer") {
   CHECK(raw->encode(" Hello") == std::vector<std::int32_t>{1, 28705, 22557});
 }
 
+TEST_CASE("llama2 tokenizer.json with legacy=false matches AutoTokenizer (Metaspace prepend_scheme first)") {
+  const std::string folder = vlm::test::shared_tokenizer("llama2");
+  REQUIRE_MESSAGE(vlm::is_directory(folder), folder, " is missing (the shared data folder sits beside the clone)");
+  const std::string dir = "/tmp/vlm_test_text_llama_nonlegacy_" + std::to_string(::getpid());
+  vlm::create_directories(dir);
+  vlm::write_file_atomic(dir + "/tokenizer.json", vlm::read_file(folder + "/tokenizer.json"));
+  vlm::write_file_atomic(dir + "/tokenizer_config.json",
+                         vlm::read_file(vlm::test::text_fixture("llama_nonlegacy_tokenizer_config.json")));
+  auto tok = Tokenizer::load(dir);
+  check_against_fixture("llama_nonlegacy", *tok, nullptr);
+  // add_eos_token in the config does not change tokenizer.json's post-processor (transformers 5.x behaviour).
+  CHECK(tok->config().add_eos_token);
+  CHECK(tok->encode("Hello world") == std::vector<std::int32_t>{1, 22557, 1526});
+  std::remove((dir + "/tokenizer.json").c_str());
+  std::remove((dir + "/tokenizer_config.json").c_str());
+  ::rmdir(dir.c_str());
+}
+
 TEST_CASE("gpt2 vocab.json + merges.txt matches tokenizers' BPE.from_file with the GPT-2 pipeline") {
   const std::string folder = vlm::test::shared_tokenizer("gpt2");
   REQUIRE_MESSAGE(vlm::is_directory(folder), folder, " is missing (the shared data folder sits beside the clone)");

@@ -471,6 +471,14 @@ def main():
                                                     "unk": auto.unk_token_id, "extra_id_0": auto.convert_tokens_to_ids("<extra_id_0>"),
                                                     "model_max_length": auto.model_max_length}
 
+    # Llama-2's tokenizer.json with legacy=false and add_eos_token=true in the config: transformers 5.x uses
+    # Metaspace prepend_scheme "first" then.
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(os.path.join(args.shared, "llama2", "tokenizer.json"), tmp)
+        shutil.copy(os.path.join(OUT, "llama_nonlegacy_tokenizer_config.json"), os.path.join(tmp, "tokenizer_config.json"))
+        auto = AutoTokenizer.from_pretrained(tmp)
+        record("llama_nonlegacy", auto.backend_tokenizer, subset=2000)
+
     # A Gemma-style folder (llava-gemma): the committed tiny_metaspace_bpe tokenizer.json (byte-fallback BPE) with a
     # GemmaTokenizer config. transformers 5.x rebuilds the pipeline (Replace " " -> "▁" normalizer, Split " "
     # pre-tokenizer, Replace/ByteFallback/Fuse decoder) and appends the config's missing "<pad>".
