@@ -150,7 +150,7 @@ std::string clean_up_tokenization(std::string s) {
 
 struct Tokenizer::Impl {
   TokenizerOptions options;
-  TokenizerConfig config;
+  TokenizerSettings config;
   std::string source;  // for error messages
 
   // tokenizer.json pipeline
@@ -325,7 +325,7 @@ void read_config(Tokenizer::Impl& impl, const std::string& config_text, const st
     fail(ErrorCode::corrupt_data, where + ": not valid JSON: " + e.what());
   }
   if (!c.is_object()) fail(ErrorCode::corrupt_data, where + ": expected a JSON object");
-  TokenizerConfig& cfg = impl.config;
+  TokenizerSettings& cfg = impl.config;
   cfg.tokenizer_class = c.value("tokenizer_class", "");
   if (impl.options.flavor == TokenizerOptions::Flavor::transformers && !impl.spm)
     for (const auto& [key, value] : class_default_specials(cfg.tokenizer_class))
@@ -863,7 +863,7 @@ std::optional<std::int32_t> Tokenizer::bos_id() const { return impl_->bos; }
 std::optional<std::int32_t> Tokenizer::eos_id() const { return impl_->eos; }
 std::optional<std::int32_t> Tokenizer::unk_id() const { return impl_->unk; }
 std::optional<std::int32_t> Tokenizer::pad_id() const { return impl_->pad; }
-const TokenizerConfig& Tokenizer::config() const { return impl_->config; }
+const TokenizerSettings& Tokenizer::config() const { return impl_->config; }
 std::string Tokenizer::model_kind() const { return impl_->spm ? "SentencePiece" : impl_->model->kind(); }
 
 // ------------------------------------------------------------------------------------------ streaming decode

@@ -44,7 +44,7 @@ struct TokenizerOptions {
 };
 
 // Facts from tokenizer_config.json that the runtime needs (defaults when the file is absent).
-struct TokenizerConfig {
+struct TokenizerSettings {
   std::string tokenizer_class;
   std::optional<std::string> bos_token, eos_token, unk_token, pad_token;
   bool add_bos_token = false;  // informational: the post-processor decides what encode() adds
@@ -57,7 +57,7 @@ struct TokenizerConfig {
 
 struct DecodeOptions {
   bool skip_special_tokens = false;
-  // Unset: use the tokenizer's configured value (TokenizerConfig::clean_up_tokenization_spaces).
+  // Unset: use the tokenizer's configured value (TokenizerSettings::clean_up_tokenization_spaces).
   std::optional<bool> clean_up_tokenization_spaces;
 };
 
@@ -93,7 +93,7 @@ class Tokenizer {
   std::optional<std::int32_t> eos_id() const;
   std::optional<std::int32_t> unk_id() const;
   std::optional<std::int32_t> pad_id() const;
-  const TokenizerConfig& config() const;
+  const TokenizerSettings& config() const;
   std::string model_kind() const;  // "BPE", "Unigram", "WordPiece", "WordLevel", "SentencePiece"
 
   struct Impl;
