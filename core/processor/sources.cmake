@@ -7,4 +7,5 @@ add_library(vlm_processor STATIC
   ${CMAKE_CURRENT_LIST_DIR}/clip_processor.cpp)
 target_link_libraries(vlm_processor PUBLIC vlm_image vlm_io Threads::Threads)
 # Bit-exact parity with Pillow and numpy needs plain IEEE arithmetic: no fused multiply-add contraction.
-target_compile_options(vlm_processor PRIVATE -ffp-contract=off)
+# -O3 vectorises the integer resampling loops (exact, so the bytes do not change): about 2x on bicubic downscales.
+target_compile_options(vlm_processor PRIVATE -ffp-contract=off $<$<NOT:$<CONFIG:Debug>>:-O3>)
