@@ -3,7 +3,7 @@
 // prints the time. tools/oracle/bench_chat_template.py writes the workload, runs this program next to
 // transformers' apply_chat_template and prints the ratio; run that script, not this program, for the comparison.
 //
-// Usage: bench_chat WORKLOAD.json [--repeat N]
+// Usage: bench_chat WORKLOAD.json [--repeat N]   |   bench_chat --probe CASES.json
 //   WORKLOAD.json: {"templates": {name: text}, "special_tokens": {name: {...}},
 //                   "items": [{"template", "messages", "add_generation_prompt", "expected"}]}
 // Output (one JSON line): {"renders", "best_seconds", "mismatches", "parse_seconds"}
@@ -28,10 +28,37 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
+// --probe CASES.json: renders {"cases": [{"template", "context"}]} and prints one JSON line per case,
+// {"ok": true, "out": ...} or {"ok": false, "error": ...}; tools/oracle/fuzz_chat_templates.py compares these
+// with Python.
+int probe(const char* path) {
+  auto cases = nlohmann::ordered_json::parse(vlm::read_file(path));
+  for (const auto& c : cases["cases"]) {
+    nlohmann::ordered_json result;
+    try {
+      vlm::chat::Template t(c["template"].get<std::string>(), "probe");
+      result["ok"] = true;
+      result["out"] = t.render(c["context"]);
+    } catch (const vlm::Error& e) {
+      result = {{"ok", false}, {"error", e.what()}};
+    }
+    std::printf("%s\n", result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0) {
-    std::fprintf(stderr, "usage: %s WORKLOAD.json [--repeat N]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s WORKLOAD.json [--repeat N]\n       %s --probe CASES.json\n", argv[0], argv[0]);
     return 2;
+  }
+  if (std::strcmp(argv[1], "--probe") == 0 && argc == 3) {
+    try {
+      return probe(argv[2]);
+    } catch (const vlm::Error& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      return 1;
+    }
   }
   int repeat = 3;
   for (int i = 2; i < argc; ++i) {

@@ -403,7 +403,14 @@ std::vector<std::size_t> slice_indices(std::int64_t length, const Value& start_v
 std::vector<Value> iterate(const Value& v) {
   switch (v.kind()) {
     case Kind::undefined: return {};
-    case Kind::list: return v.as_list().items;
+    case Kind::list: {
+      List& l = *v.list_ptr();
+      if (!l.lazy) return l.items;
+      if (l.deferred) throw *l.deferred;
+      if (l.consumed) return {};
+      l.consumed = true;
+      return std::move(l.items);
+    }
     case Kind::dict: {
       std::vector<Value> keys;
       for (const auto& kv : v.as_dict().items) keys.push_back(kv.first);
@@ -423,10 +430,29 @@ std::int64_t py_len(const Value& v) {
   switch (v.kind()) {
     case Kind::undefined: return 0;
     case Kind::string: return static_cast<std::int64_t>(utf8_length(v.as_string()));
-    case Kind::list: return static_cast<std::int64_t>(v.as_list().items.size());
+    case Kind::list:
+      if (v.as_list().lazy) type_error("object of type '" + v.type_name() + "' has no len()");
+      return static_cast<std::int64_t>(v.as_list().items.size());
     case Kind::dict: return static_cast<std::int64_t>(v.as_dict().items.size());
     default: type_error("object of type '" + v.type_name() + "' has no len()");
   }
+}
+
+// Runs `produce` (which appends to the vector) the way a Python generator would be consumed later: items made
+// before an error are kept and the error is deferred until the result is used.
+Value make_lazy(const std::string& name, const std::function<void(std::vector<Value>&)>& produce) {
+  std::vector<Value> items;
+  std::shared_ptr<RenderError> deferred;
+  try {
+    produce(items);
+  } catch (const RenderError& e) {
+    deferred = std::make_shared<RenderError>(e);
+  }
+  Value v = Value::list(std::move(items));
+  v.list_ptr()->lazy = true;
+  v.list_ptr()->lazy_name = name;
+  v.list_ptr()->deferred = std::move(deferred);
+  return v;
 }
 
 Value lower_if_string(const Value& v, bool case_sensitive) {
@@ -534,6 +560,11 @@ bool contains(const Value& container, const Value& item) {
         type_error("'in <string>' requires string as left operand, not " + item.type_name());
       return container.as_string().find(item.as_string()) != std::string::npos;
     case Kind::list:
+      if (container.as_list().lazy) {
+        for (const auto& v : iterate(container))
+          if (py_equal(v, item)) return true;
+        return false;
+      }
       for (const auto& v : container.as_list().items)
         if (py_equal(v, item)) return true;
       return false;
@@ -985,6 +1016,7 @@ class Interpreter {
         return v ? *v : Value::undefined("'dict object' has no attribute '" + name + "'");
       }
       case Kind::list: {
+        if (obj.as_list().lazy) return Value::undefined("'" + obj.type_name() + " object' has no attribute '" + name + "'");
         Value m = list_method(obj, name);
         if (!m.is_undefined()) return m;
         return Value::undefined("'" + obj.type_name() + " object' has no attribute '" + name + "'");
@@ -1003,6 +1035,7 @@ class Interpreter {
         break;
       }
       case Kind::list:
+        if (obj.as_list().lazy) return Value::undefined("'" + obj.type_name() + "' object is not subscriptable");
         if (key.is_int() || key.is_bool()) {
           const auto& items = obj.as_list().items;
           std::int64_t i = key.as_int();
@@ -1037,7 +1070,7 @@ class Interpreter {
 
   Value slice(const Value& obj, const Value& start, const Value& stop, const Value& step) {
     if (obj.is_undefined()) undefined_error(obj);
-    if (obj.is_list()) {
+    if (obj.is_list() && !obj.as_list().lazy) {
       const auto& items = obj.as_list().items;
       std::vector<Value> out;
       for (std::size_t i : slice_indices(static_cast<std::int64_t>(items.size()), start, stop, step)) out.push_back(items[i]);
@@ -1468,11 +1501,12 @@ class Interpreter {
     }
     if (f == "items") {
       a.check(0, {});
-      if (v.is_undefined()) return Value::list({});
-      if (!v.is_dict()) type_error("Can only get item pairs from a mapping.");
-      std::vector<Value> out;
-      for (const auto& [k, val] : v.as_dict().items) out.push_back(Value::list({k, val}, true));
-      return Value::list(std::move(out));
+      // A generator in jinja2 3.1: the type check happens on first use.
+      return make_lazy("generator", [&v](std::vector<Value>& out) {
+        if (v.is_undefined()) return;
+        if (!v.is_dict()) type_error("Can only get item pairs from a mapping.");
+        for (const auto& [k, val] : v.as_dict().items) out.push_back(Value::list({k, val}, true));
+      });
     }
     if (f == "join") {
       a.check(2, {"d", "attribute"});
@@ -1496,6 +1530,18 @@ class Interpreter {
     if (f == "escape" || f == "e" || f == "forceescape") return Value::string(html_escape(py_str(v)));
     if (f == "first" || f == "last") {
       a.check(0, {});
+      if (v.is_list() && v.as_list().lazy) {
+        List& l = *v.list_ptr();
+        // last() needs reversed(), which generators do not support; first() takes one item.
+        if (f == "last") type_error("'" + l.lazy_name + "' object is not reversible");
+        if (!l.consumed && !l.items.empty()) {
+          Value head = l.items.front();
+          l.items.erase(l.items.begin());
+          return head;
+        }
+        if (l.deferred && !l.consumed) throw *l.deferred;
+        return Value::undefined("No first item, sequence was empty.");
+      }
       auto items = iterate(v);
       if (items.empty()) return Value::undefined(std::string("No ") + f + " item, sequence was empty.");
       return f == "first" ? items.front() : items.back();
@@ -1506,9 +1552,14 @@ class Interpreter {
         std::reverse(cps.begin(), cps.end());
         return Value::string(utf8_encode(cps, 0, cps.size()));
       }
+      // reversed() works on sequences (and on Undefined, which has __len__ and __getitem__).
+      bool iterator = (v.is_list() && !v.as_list().lazy) || v.is_dict() || v.is_undefined();
       auto items = iterate(v);
       std::reverse(items.begin(), items.end());
-      return Value::list(std::move(items));
+      if (!iterator) return Value::list(std::move(items));
+      // reversed(list) / reversed(dict) are lazy iterators in Python.
+      return make_lazy(v.is_dict() ? "dict_reversekeyiterator" : v.is_undefined() ? "reversed" : "list_reverseiterator",
+                       [&items](std::vector<Value>& out) { out = std::move(items); });
     }
     if (f == "replace") {
       a.check(3, {"old", "new", "count"});
@@ -1520,6 +1571,7 @@ class Interpreter {
       a.check(2, {"default", "base"});
       Value dflt = a.get(0, "default", Value::integer(0));
       std::int64_t base = to_index(a.get(1, "base", Value::integer(10)), "base");
+      if (v.is_undefined()) undefined_error(v);  // int(Undefined) raises in jinja2
       if (v.is_int() || v.is_bool()) return Value::integer(v.as_int());
       if (v.is_float()) return std::isfinite(v.as_double()) ? Value::integer(static_cast<std::int64_t>(v.as_double())) : dflt;
       if (v.is_string()) {
@@ -1540,6 +1592,7 @@ class Interpreter {
     if (f == "float") {
       a.check(1, {"default"});
       Value dflt = a.get(0, "default", Value::floating(0.0));
+      if (v.is_undefined()) undefined_error(v);  // float(Undefined) raises in jinja2
       if (v.is_number()) return Value::floating(v.as_double());
       if (v.is_string()) {
         std::string s = py_strip(v.as_string(), Value::none(), true, true);
@@ -1565,6 +1618,8 @@ class Interpreter {
       if (method == "ceil") return Value::floating(std::ceil(x * scale) / scale);
       if (method == "floor") return Value::floating(std::floor(x * scale) / scale);
       if (method != "common") throw_render(RT::value, "method must be common, ceil or floor");
+      // Python's round(int, n >= 0) returns the int unchanged.
+      if (!v.is_float() && precision >= 0) return Value::integer(v.as_int());
       if (precision == 0) return Value::floating(std::nearbyint(x));
       char buf[512];
       std::snprintf(buf, sizeof buf, "%.*f", static_cast<int>(std::clamp<std::int64_t>(precision, 0, 300)), x);
@@ -1577,7 +1632,10 @@ class Interpreter {
                                                 : std::string(std::max<std::int64_t>(0, to_index(width, "width")), ' ');
       bool first = a.get(1, "first", Value::boolean(false)).truthy();
       bool blank = a.get(2, "blank", Value::boolean(false)).truthy();
-      auto lines = py_splitlines(py_str(v) + "\n", false);
+      // jinja2 appends "\n" to the value itself, so only strings work.
+      if (v.is_undefined()) undefined_error(v);
+      if (!v.is_string()) type_error("unsupported operand type(s) for +=: '" + v.type_name() + "' and 'str'");
+      auto lines = py_splitlines(v.as_string() + "\n", false);
       std::string rv;
       if (blank) {
         for (std::size_t i = 0; i < lines.size(); ++i) rv += (i ? "\n" + indention : "") + lines[i].as_string();
@@ -1623,7 +1681,8 @@ class Interpreter {
       return get_attr(v, attr_name);
     }
     if (f == "map") {
-      std::vector<Value> out;
+      return make_lazy("generator", [&](std::vector<Value>& out) {
+      if (!v.truthy()) return;  // jinja2's map yields nothing for a false value
       auto items = iterate(v);
       if (ca.positional.empty()) {
         Value attribute;
@@ -1651,7 +1710,7 @@ class Interpreter {
         rest.keywords = ca.keywords;
         for (const auto& item : items) out.push_back(call_filter_with(synthetic, item, rest));
       }
-      return Value::list(std::move(out));
+      });
     }
     if (f == "select" || f == "reject" || f == "selectattr" || f == "rejectattr") {
       bool by_attr = f == "selectattr" || f == "rejectattr";
@@ -1671,13 +1730,14 @@ class Interpreter {
         test_args.positional.assign(ca.positional.begin() + at + 1, ca.positional.end());
         test_args.keywords = ca.keywords;
       }
-      std::vector<Value> out;
-      for (const auto& item : iterate(v)) {
-        Value x = key(item);
-        bool pass = test.empty() ? x.truthy() : apply_test(test, x, test_args);
-        if (pass == keep_when) out.push_back(item);
-      }
-      return Value::list(std::move(out));
+      return make_lazy("generator", [&](std::vector<Value>& out) {
+        if (!v.truthy()) return;  // select_or_reject yields nothing for a false value
+        for (const auto& item : iterate(v)) {
+          Value x = key(item);
+          bool pass = test.empty() ? x.truthy() : apply_test(test, x, test_args);
+          if (pass == keep_when) out.push_back(item);
+        }
+      });
     }
     if (f == "sort") {
       a.check(3, {"reverse", "case_sensitive", "attribute"});
@@ -1714,16 +1774,17 @@ class Interpreter {
       a.check(2, {"case_sensitive", "attribute"});
       bool cs = a.get(0, "case_sensitive", Value::boolean(false)).truthy();
       auto key = make_key(a.get(1, "attribute", Value::none()), cs);
-      std::vector<Value> out, seen;
-      for (const auto& item : iterate(v)) {
-        Value k = key(item);
-        bool dup = false;
-        for (const auto& s : seen) dup = dup || py_equal(s, k);
-        if (dup) continue;
-        seen.push_back(k);
-        out.push_back(item);
-      }
-      return Value::list(std::move(out));
+      return make_lazy("generator", [&](std::vector<Value>& out) {
+        std::vector<Value> seen;
+        for (const auto& item : iterate(v)) {
+          Value k = key(item);
+          bool dup = false;
+          for (const auto& s : seen) dup = dup || py_equal(s, k);
+          if (dup) continue;
+          seen.push_back(k);
+          out.push_back(item);
+        }
+      });
     }
     if (f == "min" || f == "max") {
       a.check(2, {"case_sensitive", "attribute"});
@@ -1788,14 +1849,15 @@ class Interpreter {
     if (t == "float") return v.is_float();
     if (t == "number") return v.is_number();
     if (t == "iterable") return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict();
-    if (t == "sequence") return v.is_string() || v.is_list() || v.is_dict();
+    if (t == "sequence")  // len() and __getitem__ exist; jinja2's Undefined has both
+      return v.is_undefined() || v.is_string() || (v.is_list() && !v.as_list().lazy) || v.is_dict();
     if (t == "callable") return v.is_object() && v.as_object()->callable();
     if (t == "escaped") return false;
     if (t == "odd" || t == "even") {
       Value r = arith("%", v, Value::integer(2));
-      return t == "odd" ? r.truthy() : !r.truthy();
+      return py_equal(r, Value::integer(t == "odd" ? 1 : 0));
     }
-    if (t == "divisibleby") return !arith("%", v, a.get(0, "num")).truthy();
+    if (t == "divisibleby") return py_equal(arith("%", v, a.get(0, "num")), Value::integer(0));
     if (t == "eq" || t == "equalto" || t == "==") return compare_op("==", v, arg());
     if (t == "ne" || t == "!=") return compare_op("!=", v, arg());
     if (t == "lt" || t == "lessthan" || t == "<") return compare_op("<", v, arg());
@@ -1815,8 +1877,9 @@ class Interpreter {
       return false;
     }
     if (t == "lower" || t == "upper") {
-      if (!v.is_string()) return false;
-      std::string s = v.as_string();
+      // str(value).islower(): a generator's repr "<generator object ... at 0x...>" is lower case.
+      if (v.is_list() && v.as_list().lazy) return t == "lower";
+      std::string s = py_str(v);
       return s == map_case(s, t == "upper") && s != map_case(s, t != "upper");
     }
     if (t == "filter") return v.is_string() && has_filter(v.as_string());

@@ -92,7 +92,7 @@ bool Value::truthy() const {
     case Kind::integer: return i_ != 0;
     case Kind::floating: return d_ != 0.0;
     case Kind::string: return !s_->empty();
-    case Kind::list: return !list_->items.empty();
+    case Kind::list: return list_->lazy || !list_->items.empty();
     case Kind::dict: return !dict_->items.empty();
     case Kind::object: return true;
   }
@@ -107,7 +107,7 @@ std::string Value::type_name() const {
     case Kind::integer: return "int";
     case Kind::floating: return "float";
     case Kind::string: return "str";
-    case Kind::list: return list_->is_tuple ? "tuple" : "list";
+    case Kind::list: return list_->lazy ? list_->lazy_name : list_->is_tuple ? "tuple" : "list";
     case Kind::dict: return "dict";
     case Kind::object: return obj_->type_name();
   }
@@ -210,6 +210,7 @@ bool py_equal(const Value& a, const Value& b) {
     case Kind::list: {
       const auto& x = a.as_list();
       const auto& y = b.as_list();
+      if (x.lazy || y.lazy) return a.list_ptr() == b.list_ptr();
       if (x.is_tuple != y.is_tuple || x.items.size() != y.items.size()) return false;
       for (std::size_t i = 0; i < x.items.size(); ++i)
         if (!py_equal(x.items[i], y.items[i])) return false;
@@ -244,7 +245,8 @@ int py_compare(const Value& a, const Value& b) {
     int c = a.as_string().compare(b.as_string());
     return c < 0 ? -1 : (c > 0 ? 1 : 0);
   }
-  if (a.is_list() && b.is_list() && a.as_list().is_tuple == b.as_list().is_tuple) {
+  if (a.is_list() && b.is_list() && a.as_list().is_tuple == b.as_list().is_tuple && !a.as_list().lazy &&
+      !b.as_list().lazy) {
     const auto& x = a.as_list().items;
     const auto& y = b.as_list().items;
     for (std::size_t i = 0; i < x.size() && i < y.size(); ++i) {
@@ -458,6 +460,11 @@ std::string py_str(const Value& v) {
     case Kind::string: return v.as_string();
     case Kind::list: {
       const auto& l = v.as_list();
+      if (l.lazy)
+        throw_render(RenderError::Type::type,
+                     "printing a " + l.lazy_name +
+                         " (the result of map, select, selectattr, unique, items or reverse) is not supported; add "
+                         "|list");
       if (!l.display.empty()) return l.display;
       std::string out = l.display_prefix + (l.is_tuple ? "(" : "[");
       for (std::size_t i = 0; i < l.items.size(); ++i) {
@@ -549,6 +556,8 @@ static void json_dump(std::string& out, const Value& v, const JsonDumpOptions& o
     }
     case Kind::string: json_string(out, v.as_string(), o.ensure_ascii); return;
     case Kind::list: {
+      if (v.as_list().lazy)
+        throw_render(RenderError::Type::type, "Object of type " + v.as_list().lazy_name + " is not JSON serializable");
       const auto& items = v.as_list().items;
       if (items.empty()) {
         out += "[]";

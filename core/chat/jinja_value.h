@@ -22,6 +22,15 @@ class Object;
 
 enum class Kind { undefined, none, boolean, integer, floating, string, list, dict, object };
 
+// Thrown by the interpreter for errors Python's jinja2 raises at render time; the caller adds the line.
+struct RenderError {
+  enum class Type { undefined, type, value, security, raised, limit };
+  Type type;
+  std::string message;
+};
+[[noreturn]] void throw_render(RenderError::Type type, std::string message);
+
+
 // Arguments of a call: positional values, then keyword values in call order.
 struct CallArgs {
   std::vector<Value> positional;
@@ -91,6 +100,14 @@ struct List {
   // and suffix), range objects as "range(0, 3)" (display).
   std::string display_prefix, display_suffix, display;
   int depth = 1;  // nesting depth, bounded so printing and comparing cannot overflow the stack
+  // Python generators and iterators (what map, select, selectattr, unique, items and reverse return): always
+  // true, no len(), not printable, and exhausted after one iteration. Their items are computed eagerly; an
+  // error met while computing them is kept in `deferred` and raised only when the items are used, as Python's
+  // lazy evaluation would.
+  bool lazy = false;
+  bool consumed = false;
+  std::string lazy_name;  // "generator", "list_reverseiterator", ...
+  std::shared_ptr<RenderError> deferred;
 };
 
 // Deepest nesting of lists and dicts a render may build or receive.
@@ -121,13 +138,6 @@ class Object {
   virtual std::string to_str() const;
 };
 
-// Thrown by the interpreter for errors Python's jinja2 raises at render time; the caller adds the line.
-struct RenderError {
-  enum class Type { undefined, type, value, security, raised, limit };
-  Type type;
-  std::string message;
-};
-[[noreturn]] void throw_render(RenderError::Type type, std::string message);
 
 // Python semantics.
 bool py_equal(const Value& a, const Value& b);

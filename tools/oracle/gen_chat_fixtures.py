@@ -217,6 +217,26 @@ INTERPRETER += [
     ("syntax_chained_is", "{{ 1 is odd is even }}", {}),
 ]
 
+# Found by tools/oracle/fuzz_chat_templates.py (differences fixed in vlmrt, kept as regressions).
+INTERPRETER += [
+    ("fuzz_generators_are_lazy_and_true", "{{ not [0]|select('odd') }} {{ (5|map('string')) is defined }} {{ [1, 2]|select('odd') is iterable }} {{ [1]|map('string') is sequence }} {% set g = [1, 2, 3]|select('odd') %}{{ g|list }}{{ g|list }} {{ (none|select('odd'))|list }} {{ (0|map('string'))|list }} {{ 'x'|items is defined }}", {}),
+    ("fuzz_generator_first", "{{ [1, 2, 3]|select('odd')|first }} {{ []|select('odd')|first is defined }} {{ [4, 5]|map('string')|join('+') }} {{ [3, 1, 1]|unique|sort }}", {}),
+    ("fuzz_tests_odd_even_float", "{{ 0.1 is odd }} {{ 3.0 is odd }} {{ 4.0 is even }} {{ 1.5 is divisibleby 0.5 }} {{ true is odd }}", {}),
+    ("fuzz_lower_upper_tests_on_values", "{{ {'a': 1} is lower }} {{ [1] is lower }} {{ 'ABC1' is upper }} {{ 1 is lower }} {{ none is lower }} {{ true is upper }}", {}),
+    ("fuzz_undefined_is_sequence", "{{ missing is sequence }} {{ missing is not sequence }} {{ missing is iterable }}", {}),
+    ("fuzz_round_int", "{{ 3|round }} {{ true|round }} {{ 3|round(2) }} {{ 3|round(method='floor') }} {{ 2.5|round(0, 'ceil') }}", {}),
+    ("fuzz_attr_filter_on_dict", "{{ d|attr('a') }}|{{ d|attr('items') is callable }}|{{ 'x'|attr('upper') is callable }}", {"d": {"a": 1}}),
+    ("fuzz_error_undefined_float", "{{ missing|float }}", {}),
+    ("fuzz_error_undefined_int", "{{ missing|int }}", {}),
+    ("fuzz_error_indent_non_string", "{{ none|indent(2) }}", {}),
+    ("fuzz_error_generator_length", "{{ [1]|select|length }}", {}),
+    ("fuzz_error_generator_last", "{{ [1]|select|last }}", {}),
+    ("fuzz_error_deferred_on_use", "{% set g = 5|select('odd') %}ok{{ g|list }}", {}),
+    ("fuzz_error_in_lazy_items", "{{ 'x' in 5|items }}", {}),
+    ("fuzz_error_compare_generators", "{{ [1]|select <= [1]|select }}", {}),
+    ("fuzz_reverse_undefined_is_true", "{{ (missing|reverse) is defined }} {{ not missing|reverse }} {{ missing|reverse|list }}", {}),
+]
+
 # Constructs real Jinja2 supports that vlmrt deliberately rejects with a clear error (not a Python comparison).
 UNSUPPORTED = [
     ("unsupported_include", "{% include 'other.jinja' %}", "include"),
