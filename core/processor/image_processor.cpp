@@ -175,15 +175,25 @@ std::unique_ptr<ImageProcessor> ImageProcessor::load(const std::string& path, co
   return create(PreprocessorConfig::load(file), overrides);
 }
 
-ProcessedImages ImageProcessor::process(const RgbImage& image) const { return process(std::vector<RgbImage>{image}); }
+ProcessedImages ImageProcessor::process(const RgbImage& image) const {
+  const RgbImage* one = &image;
+  return process_images(&one, 1);
+}
 
 ProcessedImages ImageProcessor::process(const std::vector<RgbImage>& images) const {
-  if (images.empty()) fail(ErrorCode::invalid_argument, type_ + ": no images to process");
+  std::vector<const RgbImage*> pointers;
+  pointers.reserve(images.size());
+  for (const auto& img : images) pointers.push_back(&img);
+  return process_images(pointers.data(), pointers.size());
+}
+
+ProcessedImages ImageProcessor::process_images(const RgbImage* const* images, std::size_t count) const {
+  if (count == 0) fail(ErrorCode::invalid_argument, type_ + ": no images to process");
   ProcessedImages result;
-  result.images.resize(images.size());
-  std::vector<std::size_t> offsets(images.size() + 1, 0);
-  for (std::size_t i = 0; i < images.size(); ++i) {
-    const RgbImage& img = images[i];
+  result.images.resize(count);
+  std::vector<std::size_t> offsets(count + 1, 0);
+  for (std::size_t i = 0; i < count; ++i) {
+    const RgbImage& img = *images[i];
     const std::string label = "image " + std::to_string(i);
     if (img.width <= 0 || img.height <= 0) {
       fail(ErrorCode::invalid_argument, label + " is empty (" + std::to_string(img.width) + "x" +
@@ -201,9 +211,9 @@ ProcessedImages ImageProcessor::process(const std::vector<RgbImage>& images) con
   result.shape = batch_shape(result.images);
   result.pixel_values.resize(offsets.back());
   const int threads = num_threads_ > 0 ? num_threads_ : available_threads();
-  const int inner = std::max(1, threads / static_cast<int>(images.size()));
-  parallel_for(images.size(), threads, [&](std::size_t i) {
-    process_into(images[i], result.images[i], result.pixel_values.data() + offsets[i], inner);
+  const int inner = std::max(1, threads / static_cast<int>(std::min<std::size_t>(count, 1 << 16)));
+  parallel_for(count, threads, [&](std::size_t i) {
+    process_into(*images[i], result.images[i], result.pixel_values.data() + offsets[i], inner);
   });
   return result;
 }

@@ -68,7 +68,7 @@ class ImageProcessor {
   virtual const char* family() const = 0;
 
   // Geometry of one image of this size without touching pixels (for counting tokens before decoding).
-  // `label` names the image in errors (too small, absurd aspect ratio, too large).
+  // `label` names the image in errors (aspect ratio above 200, output too large).
   virtual ProcessedImageInfo plan(int height, int width, const std::string& label = "image") const = 0;
 
   // Processes all images (in parallel across images). Errors name the image by its index.
@@ -86,6 +86,8 @@ class ImageProcessor {
   virtual void process_into(const RgbImage& image, const ProcessedImageInfo& info, float* out, int threads) const = 0;
 
  private:
+  ProcessedImages process_images(const RgbImage* const* images, std::size_t count) const;
+
   std::string type_;
   int num_threads_ = 0;
 };
