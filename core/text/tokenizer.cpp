@@ -698,7 +698,31 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Tokenizer::~Tokenizer() = default;
 
+namespace {
+// Malformed files surface as vlm::Error(corrupt_data) naming the file, whatever part of the reader notices.
+template <typename F>
+std::unique_ptr<Tokenizer::Impl> guarded(const std::string& where, F build) {
+  try {
+    return build();
+  } catch (const Error&) {
+    throw;
+  } catch (const json::exception& e) {
+    fail(ErrorCode::corrupt_data, where + ": unexpected JSON content: " + e.what());
+  } catch (const std::invalid_argument& e) {
+    fail(ErrorCode::corrupt_data, where + ": unexpected content: " + e.what());
+  } catch (const std::out_of_range& e) {
+    fail(ErrorCode::corrupt_data, where + ": value out of range: " + e.what());
+  } catch (const std::length_error& e) {
+    fail(ErrorCode::corrupt_data, where + ": size out of range: " + e.what());
+  }
+}
+}  // namespace
+
 std::shared_ptr<Tokenizer> Tokenizer::load(const std::string& folder_or_file, const TokenizerOptions& options) {
+  return std::shared_ptr<Tokenizer>(new Tokenizer(guarded(folder_or_file, [&] { return load_impl(folder_or_file, options); })));
+}
+
+std::unique_ptr<Tokenizer::Impl> Tokenizer::load_impl(const std::string& folder_or_file, const TokenizerOptions& options) {
   std::unique_ptr<Impl> impl;
   if (is_directory(folder_or_file)) {
     const std::string& dir = folder_or_file;
@@ -725,13 +749,14 @@ std::shared_ptr<Tokenizer> Tokenizer::load(const std::string& folder_or_file, co
     impl = build_from_json(read_file(folder_or_file), "", options, folder_or_file);
   }
   impl->options = options;
-  return std::shared_ptr<Tokenizer>(new Tokenizer(std::move(impl)));
+  return impl;
 }
 
 std::shared_ptr<Tokenizer> Tokenizer::from_json(const std::string& tokenizer_json, const std::string& config_json,
                                                 const TokenizerOptions& options) {
+  const std::string where = "tokenizer.json (in memory)";
   return std::shared_ptr<Tokenizer>(
-      new Tokenizer(build_from_json(tokenizer_json, config_json, options, "tokenizer.json (in memory)")));
+      new Tokenizer(guarded(where, [&] { return build_from_json(tokenizer_json, config_json, options, where); })));
 }
 
 std::vector<std::int32_t> Tokenizer::encode(std::string_view input, bool add_special_tokens) const {

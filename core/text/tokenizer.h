@@ -100,6 +100,7 @@ class Tokenizer {
 
  private:
   explicit Tokenizer(std::unique_ptr<Impl> impl);
+  static std::unique_ptr<Impl> load_impl(const std::string& folder_or_file, const TokenizerOptions& options);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -240,3 +240,34 @@ TEST_CASE("long inputs: no crash, and byte-level BPE round-trips") {
     CHECK(tok->decode(ids) == text);
   }
 }
+
+TEST_CASE("corrupted tokenizer files fail with vlm::Error, never a crash") {
+  for (const char* name : {"tiny_wordlevel", "tiny_unigram", "tiny_bytelevel"}) {
+    const std::string original = vlm::read_file(vlm::test::text_fixture(std::string(name) + "/tokenizer.json"));
+    std::uint32_t state = 2024;
+    auto next = [&state] {
+      state = state * 1664525u + 1013904223u;
+      return state >> 8;
+    };
+    std::size_t loaded = 0, rejected = 0;
+    for (int round = 0; round < 120; ++round) {
+      std::string mutated = original;
+      if (round % 3 == 0) {
+        mutated.resize(next() % mutated.size());  // truncated file
+      } else {
+        for (int k = 0; k < 1 + round % 4; ++k) mutated[next() % mutated.size()] = static_cast<char>(next());
+      }
+      try {
+        auto tok = Tokenizer::from_json(mutated);
+        const auto ids = tok->encode("Hello world, 안녕 <s> 123");
+        tok->decode(ids);
+        ++loaded;
+      } catch (const vlm::Error&) {
+        ++rejected;
+      }
+    }
+    INFO(name);
+    CHECK(loaded + rejected == 120);
+    CHECK(rejected > 0);
+  }
+}
