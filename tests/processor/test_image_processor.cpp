@@ -120,9 +120,9 @@ TEST_CASE("pixel_values, grid_thw and token counts equal transformers' slow imag
     }
     ++checked;
   }
-  CHECK(checked == 23);
-  CHECK(qwen == 16);
-  CHECK(clip == 5);
+  CHECK(checked == 25);
+  CHECK(qwen == 17);
+  CHECK(clip == 6);
   CHECK(blip == 2);
 }
 

@@ -29,6 +29,7 @@ import PIL
 import transformers
 from PIL import Image
 from transformers import AutoImageProcessor
+from transformers.image_utils import load_image
 from transformers.models.qwen2_vl.processing_qwen2_vl import Qwen2VLProcessor
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -73,6 +74,12 @@ class Images:
         # Reload: what the test decodes is what Pillow reads back.
         self.names[name] = np.array(Image.open(OUT / "images" / name).convert("RGB"))
         assert np.array_equal(self.names[name], array)
+        return name
+
+    def add_jpeg(self, name, array, quality):
+        # A decoded JPEG goes through the whole path: vlmrt's decoder, then the processor.
+        Image.fromarray(array, "RGB").save(OUT / "images" / name, quality=quality)
+        self.names[name] = np.array(load_image(str(OUT / "images" / name)))
         return name
 
     def pil(self, name):
@@ -210,6 +217,7 @@ def gen_processors(images):
     images.add("synth_30x17.png", synthetic_image(30, 17, 26))
     images.add("synth_150x97.png", synthetic_image(150, 97, 27))
     images.add("synth_600x10.png", synthetic_image(600, 10, 28))
+    images.add_jpeg("photo_like_203x157.jpg", synthetic_image(203, 157, 29), quality=87)
 
     q224 = {"min_pixels": 224 * 224, "max_pixels": 224 * 224}
     case_specs = [
@@ -237,6 +245,9 @@ def gen_processors(images):
         ("clip_longest_edge", "clip_longest_edge", ["synth_20x90.png"], {}),
         ("blip2", "blip2", ["synth_150x97.png"], {}),
         ("blip_small_batch", "blip_small", ["synth_57x33.png", "synth_20x90.png"], {}),
+        # transformers.image_utils.load_image of a JPEG file, then the processor (the product's whole path).
+        ("qwen2_vl_jpeg", "qwen2_vl", ["photo_like_203x157.jpg"], {}),
+        ("llava_1_5_jpeg_small", "clip_small", ["photo_like_203x157.jpg"], {}),
     ]
     cases, blob = [], bytearray()
     for name, cfg_name, img_names, kwargs in case_specs:
@@ -289,9 +300,11 @@ def gen_processors(images):
 
 
 def main():
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    OUT.mkdir(parents=True)
+    # Everything here is generated except README.md.
+    OUT.mkdir(parents=True, exist_ok=True)
+    for entry in OUT.iterdir():
+        if entry.name != "README.md":
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     images = Images()
     n_resize = gen_resize(images)
     n_proc = gen_processors(images)
