@@ -547,8 +547,17 @@ Value arith(const std::string& op, const Value& a, const Value& b) {
       return Value::list(std::move(items), seq->as_list().is_tuple);
     }
   }
-  if (op == "%" && a.is_string())
+  if (op == "%" && a.is_string()) {
+    // Only the cases without conversion specifiers: Python returns the string for a mapping-like right operand
+    // (list, dict) and raises for anything else.
+    if (a.as_string().find('%') == std::string::npos) {
+      if ((b.is_list() && !b.as_list().is_tuple && !b.as_list().lazy) || b.is_dict()) return a;
+      if (!(b.is_list() && b.as_list().is_tuple && b.as_list().items.empty()))
+        type_error("not all arguments converted during string formatting");
+      return a;
+    }
     throw_render(RT::type, "printf-style string formatting ('...' % value) is not supported; use ~ or format()");
+  }
   return unsupported_operands();
 }
 
@@ -1836,6 +1845,18 @@ class Interpreter {
 
   bool apply_test(const std::string& t, const Value& v, CallArgs& ca) {
     Args a{ca, t.c_str()};
+    // jinja2's tests are plain functions: a wrong number of arguments is a TypeError.
+    static const std::unordered_set<std::string> one_argument = {
+        "divisibleby", "eq", "equalto", "==", "ne", "!=", "lt", "lessthan", "<", "le", "<=", "gt", "greaterthan", ">",
+        "ge", ">=", "in", "sameas"};
+    if (one_argument.count(t)) {
+      if (ca.positional.size() + ca.keywords.size() != 1)
+        type_error("test_" + t + "() takes 2 positional arguments but " +
+                   std::to_string(ca.positional.size() + ca.keywords.size() + 1) + " were given");
+    } else if (!ca.positional.empty() || !ca.keywords.empty()) {
+      type_error("test_" + t + "() takes 1 positional argument but " + std::to_string(ca.positional.size() + 1) +
+                 " were given");
+    }
     auto arg = [&]() { return a.get(0, "other"); };
     if (t == "defined") return !v.is_undefined();
     if (t == "undefined") return v.is_undefined();

@@ -558,6 +558,10 @@ static void json_dump(std::string& out, const Value& v, const JsonDumpOptions& o
     case Kind::list: {
       if (v.as_list().lazy)
         throw_render(RenderError::Type::type, "Object of type " + v.as_list().lazy_name + " is not JSON serializable");
+      if (!v.as_list().display.empty() || !v.as_list().display_prefix.empty())  // range, dict views
+        throw_render(RenderError::Type::type, "Object of type " +
+                                                  (v.as_list().display.empty() ? v.as_list().display_prefix.substr(0, v.as_list().display_prefix.size() - 1) : std::string("range")) +
+                                                  " is not JSON serializable");
       const auto& items = v.as_list().items;
       if (items.empty()) {
         out += "[]";

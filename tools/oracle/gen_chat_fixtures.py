@@ -233,6 +233,11 @@ INTERPRETER += [
     ("fuzz_error_generator_last", "{{ [1]|select|last }}", {}),
     ("fuzz_error_deferred_on_use", "{% set g = 5|select('odd') %}ok{{ g|list }}", {}),
     ("fuzz_error_in_lazy_items", "{{ 'x' in 5|items }}", {}),
+    ("fuzz_error_test_extra_argument", "{{ 2 is mapping not in {'k': 'v'} }}", {}),
+    ("fuzz_error_tojson_dict_view", "{{ d.values()|tojson }}", {"d": {"a": 1}}),
+    ("fuzz_error_tojson_range", "{{ range(2)|tojson }}", {}),
+    ("fuzz_percent_without_specifiers", "{{ 'abc' % [1, 2] }} {{ 'abc' % {'k': 1} }} {{ 'abc' % () }}", {}),
+    ("fuzz_error_percent_number", "{{ 'abc' % 5 }}", {}),
     ("fuzz_error_compare_generators", "{{ [1]|select <= [1]|select }}", {}),
     ("fuzz_reverse_undefined_is_true", "{{ (missing|reverse) is defined }} {{ not missing|reverse }} {{ missing|reverse|list }}", {}),
 ]
