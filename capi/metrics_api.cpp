@@ -28,6 +28,7 @@ void vlm_metrics_options_init(vlm_metrics_options* options) {
   options->meteor_alpha = defaults.meteor_alpha;
   options->meteor_beta = defaults.meteor_beta;
   options->meteor_gamma = defaults.meteor_gamma;
+  options->meteor_preserve_line = defaults.meteor_tokenizer == vlm::metrics::MeteorTokenizer::preserve_line ? 1 : 0;
   options->max_new_tokens = defaults.max_new_tokens;
   options->num_threads = defaults.num_threads;
   options->per_example = defaults.per_example ? 1 : 0;
@@ -64,6 +65,8 @@ vlm::metrics::MetricsOptions to_options(const vlm_metrics_options* c) {
   o.meteor_alpha = c->meteor_alpha;
   o.meteor_beta = c->meteor_beta;
   o.meteor_gamma = c->meteor_gamma;
+  o.meteor_tokenizer = c->meteor_preserve_line ? vlm::metrics::MeteorTokenizer::preserve_line
+                                               : vlm::metrics::MeteorTokenizer::punkt;
   o.max_new_tokens = c->max_new_tokens;
   if (c->num_threads < 0) {
     vlm::fail(vlm::ErrorCode::invalid_argument, "options->num_threads must be >= 0 (0 = one per hardware thread)");

@@ -237,7 +237,7 @@ int main(int argc, char** argv) {
       "  bleu                                 sacrebleu 2.6.0 corpus_bleu (13a, exp smoothing, 0-100)\n"
       "  sentence_bleu                        sacrebleu 2.6.0 sentence_bleu, mean over examples\n"
       "  meteor                               nltk 3.10.4 meteor_score, HF evaluate settings, WordNet 3.0,\n"
-      "                                       word_tokenize(preserve_line=True) tokens, mean\n"
+      "                                       nltk word_tokenize tokens (Punkt sentence split), mean\n"
       "  rougeL, rougeLsum                    rouge_score 0.1.2 F-measure, mean (no bootstrap)\n"
       "  token_statistics                     words (str.split()), tokens (from --tokens-field), empty and\n"
       "                                       truncated shares\n"
@@ -252,6 +252,7 @@ int main(int argc, char** argv) {
   std::string meteor = "full", wordnet_dir;
   std::vector<std::string> em_regexes;
   bool em_ignore_case = false, em_ignore_punctuation = false, em_ignore_numbers = false, rouge_stemmer = false;
+  bool meteor_preserve_line = false;
   int64_t max_new_tokens = 0;
   int threads = 0;
   app.add_option("input", input, "predictions file (.jsonl or .csv)")->required();
@@ -279,6 +280,8 @@ int main(int argc, char** argv) {
                  "METEOR: full (with WordNet; fails if WordNet is missing), no-wordnet (reported as "
                  "meteor_no_wordnet) or off")
       ->check(CLI::IsMember({"full", "no-wordnet", "off"}));
+  app.add_flag("--meteor-preserve-line", meteor_preserve_line,
+               "METEOR: tokenize with word_tokenize(preserve_line=True), without the Punkt sentence split");
   app.add_option("--wordnet", wordnet_dir, "WordNet 3.0 folder (default /usr/share/wordnet, Debian's wordnet-base)");
   app.add_option("--threads", threads, "threads scoring examples (0 = one per CPU; default 0)")
       ->check(CLI::NonNegativeNumber);
@@ -356,6 +359,7 @@ int main(int argc, char** argv) {
   options.meteor_mode = meteor == "full" ? VLM_METEOR_FULL : meteor == "no-wordnet" ? VLM_METEOR_WITHOUT_WORDNET
                                                                                       : VLM_METEOR_OFF;
   if (!wordnet_dir.empty()) options.wordnet_dir = wordnet_dir.c_str();
+  options.meteor_preserve_line = meteor_preserve_line;
   options.max_new_tokens = max_new_tokens;
   options.num_threads = threads;
   options.per_example = scored.empty() ? 0 : 1;

@@ -171,8 +171,8 @@ VLM_API void vlm_image_free(vlm_image *image);
 **   bleu                    sacrebleu 2.6.0 corpus_bleu (13a tokenizer, exp smoothing, 0-100): the headline number
 **   sentence_bleu           sacrebleu 2.6.0 sentence_bleu per example, mean
 **   meteor                  nltk 3.10.4 meteor_score with HF evaluate's settings, WordNet 3.0 synonyms, over nltk
-**                           word_tokenize(preserve_line=True) tokens, mean ("meteor_no_wordnet" when WordNet is
-**                           switched off explicitly)
+**                           word_tokenize tokens (Punkt, English punkt_tab parameters), mean ("meteor_no_wordnet"
+**                           when WordNet is switched off explicitly)
 **   rougeL, rougeLsum       rouge_score 0.1.2 F-measure, best over references, plain mean (no bootstrap)
 ** plus token statistics. Every corpus value carries the name of its reference implementation. */
 
@@ -200,6 +200,9 @@ typedef struct vlm_metrics_options {
   double meteor_alpha;       /* default 0.9 */
   double meteor_beta;        /* default 3.0 */
   double meteor_gamma;       /* default 0.5 */
+  /* 1: tokenize with word_tokenize(text, preserve_line=True) (no Punkt sentence split); default 0, which is
+  ** word_tokenize(text) as HF evaluate calls it. */
+  int meteor_preserve_line;
   /* A prediction counts as truncated when its token count is >= max_new_tokens; 0 = unknown (no share). */
   int64_t max_new_tokens;
   /* Optional: counts tokens the examples do not give. NULL = none. */

@@ -1,5 +1,5 @@
 // metrics_probe: reads JSON Lines {"text", "ref"} on stdin and prints, per line, what the C++ side computes for the
-// text (13a tokens, nltk tokens, rouge tokens with and without stemming, str.lower, Porter stems of str.split(),
+// text (13a tokens, nltk tokens with and without Punkt, rouge tokens with and without stemming, str.lower, Porter stems of str.split(),
 // sentence BLEU and METEOR without WordNet against "ref"). tools/oracle/fuzz_metrics.py compares it with the
 // Python packages on random strings: a differential check beyond the committed fixtures.
 #include <iostream>
@@ -25,6 +25,7 @@ int main() {
       nlohmann::json o;
       o["13a"] = tokenize_13a(python_rstrip(t));
       o["nltk"] = nltk_word_tokenize(t);
+      o["nltk_punkt"] = nltk_word_tokenize_sentences(t);
       o["rouge"] = rouge_tokenize(t, false);
       o["rouge_stem"] = rouge_tokenize(t, true);
       o["lower"] = python_lower_utf8(t);

@@ -123,11 +123,15 @@ double MetricsScorer::exact_match(std::string_view prediction, const std::vector
 
 double MetricsScorer::meteor(std::string_view prediction, const std::vector<std::string>& references) const {
   const WordNet* wn = options_.meteor == MeteorMode::full ? impl_->wordnet.get() : nullptr;
-  const std::vector<std::string> hyp = nltk_word_tokenize(prediction);
+  const bool punkt = options_.meteor_tokenizer == MeteorTokenizer::punkt;
+  auto tokenize = [punkt](std::string_view text) {
+    return punkt ? nltk_word_tokenize_sentences(text) : nltk_word_tokenize(text);
+  };
+  const std::vector<std::string> hyp = tokenize(prediction);
   double best = 0.0;
   bool first = true;
   for (const std::string& r : references) {
-    double s = single_meteor_score(nltk_word_tokenize(r), hyp, wn, options_.meteor_alpha, options_.meteor_beta,
+    double s = single_meteor_score(tokenize(r), hyp, wn, options_.meteor_alpha, options_.meteor_beta,
                                    options_.meteor_gamma);
     if (first || s > best) best = s;
     first = false;
@@ -335,20 +339,25 @@ CorpusScores MetricsScorer::score(const std::vector<Example>& examples) const {
                          std::string("sacrebleu ") + kSacrebleuVersion +
                              " sentence_bleu (tok:13a|smooth:exp|eff:yes) per example; mean over examples (0-100)",
                          mean_of(sbleu)});
+  const std::string meteor_tokens = options_.meteor_tokenizer == MeteorTokenizer::punkt
+                                        ? "nltk word_tokenize tokens (Punkt, English punkt_tab parameters)"
+                                        : "nltk word_tokenize(preserve_line=True) tokens (no sentence split)";
   if (options_.meteor == MeteorMode::full) {
     const std::string version = impl_->wordnet->version().empty() ? "?" : impl_->wordnet->version();
     out.metrics.push_back({"meteor",
                            std::string("nltk ") + kNltkVersion + " meteor_score (" + meteor_params.str() +
                                "; exact, PorterStemmer NLTK_EXTENSIONS, WordNet " + version + " synonyms from " +
-                               impl_->wordnet->directory() + ") on nltk word_tokenize(preserve_line=True) tokens; "
-                               "best over references; mean over examples (HF evaluate 'meteor' without Punkt "
-                               "sentence splitting)",
+                               impl_->wordnet->directory() + ") on " + meteor_tokens +
+                               "; best over references; mean over examples" +
+                               (options_.meteor_tokenizer == MeteorTokenizer::punkt
+                                    ? " (= HF evaluate 'meteor')"
+                                    : " (HF evaluate 'meteor' without its sentence split)"),
                            mean_of(met)});
   } else if (options_.meteor == MeteorMode::without_wordnet) {
     out.metrics.push_back({"meteor_no_wordnet",
                            std::string("nltk ") + kNltkVersion + " meteor_score (" + meteor_params.str() +
-                               "; exact and PorterStemmer stages only: WordNet synonym stage disabled) on nltk "
-                               "word_tokenize(preserve_line=True) tokens; best over references; mean over examples",
+                               "; exact and PorterStemmer stages only: WordNet synonym stage disabled) on " +
+                               meteor_tokens + "; best over references; mean over examples",
                            mean_of(met)});
   }
   out.metrics.push_back({"rougeL",

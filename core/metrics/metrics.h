@@ -6,8 +6,8 @@
 //   bleu                    sacrebleu 2.6.0 corpus_bleu: 13a tokenizer, exp smoothing, 0-100 (the headline number)
 //   sentence_bleu           sacrebleu 2.6.0 sentence_bleu per example (effective order), mean over examples
 //   meteor                  nltk 3.10.4 meteor_score with HF evaluate's settings (alpha 0.9, beta 3, gamma 0.5;
-//                           exact, Porter stem, WordNet synonym stages) over nltk word_tokenize(preserve_line=True)
-//                           tokens (the Punkt sentence model is not available offline; see metrics-notes), mean
+//                           exact, Porter stem, WordNet synonym stages) over nltk word_tokenize tokens (Punkt
+//                           sentence split with nltk's English punkt_tab parameters, then NLTKWordTokenizer), mean
 //   rougeL / rougeLsum      rouge_score 0.1.2 F-measure (its tokenizer; optional Porter stemming), best over the
 //                           references, mean over examples (plain mean, no bootstrap)
 //   token statistics        lengths in words (str.split()) and in model tokens (a callback or precomputed counts)
@@ -48,6 +48,12 @@ struct ExactMatchOptions {
   bool ignore_numbers = false;      // ASCII digits
 };
 
+// How METEOR tokenizes, before nltk's meteor_score.
+enum class MeteorTokenizer {
+  punkt,          // nltk word_tokenize(text): Punkt sentences, then NLTKWordTokenizer (HF evaluate exactly)
+  preserve_line,  // nltk word_tokenize(text, preserve_line=True): no sentence split
+};
+
 enum class MeteorMode {
   full,             // exact + stem + WordNet synonyms: equal to nltk; fails when WordNet is missing
   without_wordnet,  // exact + stem only, reported under its own name ("meteor_no_wordnet")
@@ -58,6 +64,7 @@ struct MetricsOptions {
   ExactMatchOptions exact_match;
   bool rouge_use_stemmer = false;  // rouge_score's use_stemmer (HF evaluate's default: False)
   MeteorMode meteor = MeteorMode::full;
+  MeteorTokenizer meteor_tokenizer = MeteorTokenizer::punkt;
   std::string wordnet_dir = "/usr/share/wordnet";
   double meteor_alpha = 0.9;
   double meteor_beta = 3.0;

@@ -51,13 +51,15 @@ struct MatchData {
 };
 }  // namespace
 
-Regex::Regex(const std::string& pattern, const std::string& what, bool unicode_classes) : impl_(std::make_unique<Impl>()) {
+Regex::Regex(const std::string& pattern, const std::string& what, bool unicode_classes, bool multiline)
+    : impl_(std::make_unique<Impl>()) {
   impl_->pattern = pattern;
   impl_->what = what;
   int err = 0;
   PCRE2_SIZE offset = 0;
   uint32_t options = PCRE2_UTF;
   if (unicode_classes) options |= PCRE2_UCP;
+  if (multiline) options |= PCRE2_MULTILINE;
   impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), options, &err, &offset,
                               nullptr);
   if (!impl_->code) {
@@ -78,6 +80,24 @@ bool Regex::search(std::string_view subject) const {
                        PCRE2_NO_UTF_CHECK, md.data, nullptr);
   if (rc == PCRE2_ERROR_NOMATCH) return false;
   if (rc < 0) fail(ErrorCode::limit_exceeded, impl_->what + ": matching failed: " + pcre2_message(rc));
+  return true;
+}
+
+bool Regex::find(std::string_view subject, size_t start, std::vector<std::pair<size_t, size_t>>& groups,
+                 bool anchored) const {
+  MatchData md(impl_->code);
+  int rc = pcre2_match(impl_->code, reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(), start,
+                       PCRE2_NO_UTF_CHECK | (anchored ? PCRE2_ANCHORED : 0u), md.data, nullptr);
+  if (rc == PCRE2_ERROR_NOMATCH) return false;
+  if (rc < 0) fail(ErrorCode::limit_exceeded, impl_->what + ": matching failed: " + pcre2_message(rc));
+  uint32_t captures = 0;
+  pcre2_pattern_info(impl_->code, PCRE2_INFO_CAPTURECOUNT, &captures);
+  const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.data);
+  const uint32_t pairs = pcre2_get_ovector_count(md.data);
+  groups.assign(captures + 1, {std::string_view::npos, std::string_view::npos});
+  for (uint32_t g = 0; g <= captures && g < pairs && g < static_cast<uint32_t>(rc); ++g) {
+    if (ov[2 * g] != PCRE2_UNSET) groups[g] = {ov[2 * g], ov[2 * g + 1]};
+  }
   return true;
 }
 

@@ -4,6 +4,7 @@ add_library(vlm_metrics STATIC
   ${CMAKE_CURRENT_LIST_DIR}/unicode.cpp
   ${CMAKE_CURRENT_LIST_DIR}/regex.cpp
   ${CMAKE_CURRENT_LIST_DIR}/tokenize.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/punkt.cpp
   ${CMAKE_CURRENT_LIST_DIR}/porter.cpp
   ${CMAKE_CURRENT_LIST_DIR}/wordnet.cpp
   ${CMAKE_CURRENT_LIST_DIR}/bleu.cpp

@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "metrics/porter.h"
+#include "metrics/punkt.h"
 #include "metrics/regex.h"
 #include "metrics/unicode.h"
 
@@ -288,6 +289,14 @@ class NltkRules {
 std::vector<std::string> nltk_word_tokenize(std::string_view text) {
   static const NltkRules rules;
   return rules.tokenize(text);
+}
+
+std::vector<std::string> nltk_word_tokenize_sentences(std::string_view text) {
+  std::vector<std::string> out;
+  for (const std::string& sentence : punkt_sentences(text)) {
+    for (std::string& tok : nltk_word_tokenize(sentence)) out.push_back(std::move(tok));
+  }
+  return out;
 }
 
 std::vector<std::string> rouge_tokenize(std::string_view text, bool use_stemmer) {

@@ -173,6 +173,16 @@ bool python_isspace(char32_t cp) {
   return in_ranges(kPythonSpace, cp);
 }
 
+bool python_isupper(char32_t cp) {
+  if (cp < 0x80) return cp >= 'A' && cp <= 'Z';
+  return in_ranges(kPythonUpper, cp);
+}
+
+bool python_islower(char32_t cp) {
+  if (cp < 0x80) return cp >= 'a' && cp <= 'z';
+  return in_ranges(kPythonLower, cp);
+}
+
 std::u32string python_lower(std::u32string_view text) {
   std::u32string out;
   out.reserve(text.size());

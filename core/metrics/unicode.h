@@ -22,6 +22,9 @@ void append_utf8(std::string& out, char32_t cp);
 
 // str.isspace() for one code point.
 bool python_isspace(char32_t cp);
+// str.isupper() / str.islower() of a single character.
+bool python_isupper(char32_t cp);
+bool python_islower(char32_t cp);
 // str.lower(), with the full mappings (U+0130) and the final-sigma rule.
 std::u32string python_lower(std::u32string_view text);
 std::string python_lower_utf8(std::string_view text);

@@ -8,6 +8,7 @@
 
 #include "metrics/metrics.h"
 #include "metrics/porter.h"
+#include "metrics/punkt.h"
 #include "metrics/tokenize.h"
 #include "metrics/unicode.h"
 #include "metrics/wordnet.h"
@@ -15,10 +16,10 @@
 
 using namespace vlm::metrics;
 
-TEST_CASE("tokenizers equal sacrebleu 13a, nltk word_tokenize(preserve_line=True) and rouge_score") {
+TEST_CASE("tokenizers equal sacrebleu 13a, nltk word_tokenize (with and without Punkt) and rouge_score") {
   auto rows = vlm::test::read_jsonl(vlm::test::fixture("metrics/tokenization.jsonl"));
   REQUIRE(rows.size() > 3000);
-  size_t bad_13a = 0, bad_nltk = 0, bad_rouge = 0;
+  size_t bad_13a = 0, bad_nltk = 0, bad_rouge = 0, bad_punkt = 0, bad_sentences = 0;
   for (const auto& row : rows) {
     const std::string text = row["text"];
     const std::string expected_13a = row["13a"];
@@ -32,6 +33,20 @@ TEST_CASE("tokenizers equal sacrebleu 13a, nltk word_tokenize(preserve_line=True
       FAIL_CHECK("nltk differs for " << nlohmann::json(text).dump() << ": got " << nlohmann::json(got_nltk).dump()
                                      << " expected " << nlohmann::json(expected_nltk).dump());
     }
+    const auto expected_sentences = row["punkt_sentences"].get<std::vector<std::string>>();
+    auto got_sentences = punkt_sentences(text);
+    if (got_sentences != expected_sentences && ++bad_sentences <= 5) {
+      FAIL_CHECK("Punkt sentences differ for " << nlohmann::json(text).dump() << ": got "
+                                               << nlohmann::json(got_sentences).dump() << " expected "
+                                               << nlohmann::json(expected_sentences).dump());
+    }
+    const auto expected_punkt = row["nltk_punkt"].get<std::vector<std::string>>();
+    auto got_punkt = nltk_word_tokenize_sentences(text);
+    if (got_punkt != expected_punkt && ++bad_punkt <= 5) {
+      FAIL_CHECK("word_tokenize differs for " << nlohmann::json(text).dump() << ": got "
+                                              << nlohmann::json(got_punkt).dump() << " expected "
+                                              << nlohmann::json(expected_punkt).dump());
+    }
     const auto expected_rouge = row["rouge"].get<std::vector<std::string>>();
     if (rouge_tokenize(text, false) != expected_rouge && ++bad_rouge <= 5) {
       FAIL_CHECK("rouge tokens differ for " << nlohmann::json(text).dump());
@@ -40,6 +55,8 @@ TEST_CASE("tokenizers equal sacrebleu 13a, nltk word_tokenize(preserve_line=True
   CHECK(bad_13a == 0);
   CHECK(bad_nltk == 0);
   CHECK(bad_rouge == 0);
+  CHECK(bad_sentences == 0);
+  CHECK(bad_punkt == 0);
 }
 
 TEST_CASE("PorterStemmer, WordNet morphy and lemma names equal nltk on every corpus word") {

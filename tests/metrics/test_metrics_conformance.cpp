@@ -1,5 +1,5 @@
-// Conformance: 2,150 prediction/reference pairs (captions, short answers, empty strings, punctuation only, numbers,
-// case and Unicode variants, tokenizer edge cases, very long texts, 1-5 references) scored by the reference
+// Conformance: 2,228 prediction/reference pairs (captions, short answers, empty strings, punctuation only, numbers,
+// case and Unicode variants, tokenizer and sentence-splitting edge cases, very long texts, 1-5 references) scored by the reference
 // packages (tools/oracle/gen_metrics_fixtures.py). Every metric must agree within 1e-9 per example and per corpus.
 #include <doctest/doctest.h>
 
@@ -145,6 +145,17 @@ TEST_CASE("conformance corpus: exact match options, ROUGE with stemming, METEOR 
   check_corpus_value(r, "meteor_no_wordnet", "meteor_no_wordnet");
   CHECK(r.find("rougeL")->implementation.find("use_stemmer=True") != std::string::npos);
   CHECK(r.tokens.prediction_tokens.available);  // counts given in the examples
+}
+
+TEST_CASE("conformance corpus: METEOR over word_tokenize(preserve_line=True)") {
+  const Corpus& c = corpus();
+  MetricsOptions o;
+  o.wordnet_dir = vlm::test::wordnet_dir();
+  o.meteor_tokenizer = MeteorTokenizer::preserve_line;
+  CorpusScores r = MetricsScorer(o).score(c.examples);
+  check_per_example(r.examples, "meteor_preserve_line", [](const ExampleScores& s) { return s.meteor; });
+  check_corpus_value(r, "meteor", "meteor_preserve_line");
+  CHECK(r.find("meteor")->implementation.find("preserve_line=True") != std::string::npos);
 }
 
 TEST_CASE("threads change nothing: same scores with 1 and 3 threads, same first error") {

