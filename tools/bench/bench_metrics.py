@@ -7,8 +7,8 @@ HF exact_match (plain and whitespace-normalised), sacrebleu corpus_bleu + senten
 and token statistics. Both sides load WordNet before the clock starts. Prints both times, the ratio, and the largest
 difference between the two sides' numbers.
 
-Usage (from the repository root, after building build-metrics, scripts/make_wordnet_lexnames.sh and
-tools/oracle/gen_metrics_punkt_data.py):
+Usage (from the repository root, after building with -DVLMRT_BUILD_BENCH=ON (target bench_metrics), running
+scripts/make_wordnet_lexnames.sh and tools/oracle/gen_metrics_punkt_data.py):
   tools/oracle/.venv/bin/python tools/bench/bench_metrics.py \
       --native build-metrics/bench/metrics/bench_metrics --nltk-data build-metrics/nltk_data [--pairs 10000]
 """
