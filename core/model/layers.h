@@ -1,0 +1,217 @@
+// Building blocks shared by every model family: norms, activations, rotary embeddings (RoPE, M-RoPE, the 2-D
+// vision rotary), attention with GQA over a KV cache, masks, the SwiGLU MLP and the one projection helper every
+// Linear goes through. Modules register their parameters under the Hugging Face checkpoint names, so a model's
+// named_parameters() are the checkpoint keys (transformers >= 4.52 layout).
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vlm {
+
+// ---------------------------------------------------------------------------------------------------------------
+// Projection: y = x W^T + b, the single choke point of every Linear in the language model and the vision tower.
+// It knows its module path ("model.language_model.layers.0.self_attn.q_proj") so the training engine can attach
+// adapters (LoRA) by name without touching model code.
+class ProjectionAdapter {
+ public:
+  virtual ~ProjectionAdapter() = default;
+  // Returns what to add to the base output `y` for input `x` (e.g. scale * B(A(x))).
+  virtual torch::Tensor delta(const torch::Tensor& x, const torch::Tensor& y) = 0;
+};
+
+class ProjectionImpl : public torch::nn::Module {
+ public:
+  ProjectionImpl(std::int64_t in_features, std::int64_t out_features, bool bias);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::Tensor weight;  // [out, in]
+  torch::Tensor bias;    // [out] or undefined
+  std::int64_t in_features() const { return in_features_; }
+  std::int64_t out_features() const { return out_features_; }
+
+  // Set by set_projection_paths() once the module tree is complete.
+  const std::string& path() const { return path_; }
+  void set_path(std::string path) { path_ = std::move(path); }
+  void add_adapter(std::shared_ptr<ProjectionAdapter> adapter) { adapters_.push_back(std::move(adapter)); }
+  void clear_adapters() { adapters_.clear(); }
+  const std::vector<std::shared_ptr<ProjectionAdapter>>& adapters() const { return adapters_; }
+
+ private:
+  std::int64_t in_features_, out_features_;
+  std::string path_;
+  std::vector<std::shared_ptr<ProjectionAdapter>> adapters_;
+};
+TORCH_MODULE(Projection);
+
+// Every Projection under `root`, keyed by its module path; also stores the path in each Projection.
+std::vector<std::pair<std::string, Projection>> set_projection_paths(torch::nn::Module& root);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Norms. RMSNorm computes in float32 and returns weight * x.to(input dtype), as Hugging Face's LlamaRMSNorm.
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(std::int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+
+ private:
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+class LayerNormImpl : public torch::nn::Module {
+ public:
+  LayerNormImpl(std::int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+
+ private:
+  double eps_;
+};
+TORCH_MODULE(LayerNorm);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Activations by their Hugging Face name (config "hidden_act"): silu/swish, gelu (erf), gelu_pytorch_tanh,
+// gelu_new, quick_gelu, relu. Unknown names are a vlm::Error(unsupported) naming `where`.
+using Activation = std::function<torch::Tensor(const torch::Tensor&)>;
+Activation activation_by_name(const std::string& name, const std::string& where);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Rotary embeddings.
+struct RopeScaling {
+  std::string type = "default";  // default | linear | llama3 (dynamic/yarn are refused by the config parsers)
+  double factor = 1.0;
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;
+  std::int64_t original_max_position_embeddings = 8192;
+};
+
+// inv_freq[i] = 1 / theta^(2i/dim), i < dim/2, in float32 as transformers computes it, then scaled by `scaling`.
+torch::Tensor rope_inv_freq(std::int64_t dim, double theta, const RopeScaling& scaling = {});
+
+struct CosSin {
+  torch::Tensor cos, sin;
+};
+
+// Standard RoPE: positions [B, L] -> cos/sin [B, L, dim] (dim = 2 * inv_freq.size), in `dtype`.
+CosSin rope_cos_sin(const torch::Tensor& inv_freq, const torch::Tensor& positions, torch::ScalarType dtype);
+// M-RoPE: positions [3, B, L] (t, h, w); frequency chunk i of `mrope_section` takes axis i % 3 -> [B, L, dim].
+CosSin mrope_cos_sin(const torch::Tensor& inv_freq, const torch::Tensor& positions,
+                     const std::vector<std::int64_t>& mrope_section, torch::ScalarType dtype);
+// q, k [B, H, L, D]; cos/sin [B, L, D].
+void apply_rotary(torch::Tensor& q, torch::Tensor& k, const CosSin& cs);
+torch::Tensor rotate_half(const torch::Tensor& x);
+
+// The Qwen2-VL vision rotary: per patch (h, w) positions in merge-window order; head_dim/2 frequencies split
+// between h and w. Returns cos/sin [num_patches, head_dim] in float32.
+CosSin vision_rotary_cos_sin(const torch::Tensor& grid_thw, std::int64_t head_dim, std::int64_t merge_size,
+                             double theta = 10000.0);
+
+// ---------------------------------------------------------------------------------------------------------------
+// KV cache: one [B, H_kv, capacity, D] buffer per layer for keys and values, grown geometrically, so a decode
+// step writes in place instead of re-copying the whole past (see bench/model for the measurement).
+class KVCache {
+ public:
+  explicit KVCache(std::int64_t num_layers) : keys_(num_layers), values_(num_layers), lengths_(num_layers, 0) {}
+  // Appends k, v [B, H_kv, L, D] to `layer` and returns views of the whole cached keys/values.
+  std::pair<torch::Tensor, torch::Tensor> append(std::int64_t layer, const torch::Tensor& k, const torch::Tensor& v);
+  // Tokens cached (layer 0; all layers agree after a full forward).
+  std::int64_t length() const { return lengths_.empty() ? 0 : lengths_[0]; }
+  std::int64_t batch_size() const;
+  void reorder(const torch::Tensor& indices);
+  void clear();
+
+ private:
+  std::vector<torch::Tensor> keys_, values_;
+  std::vector<std::int64_t> lengths_;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Masks and attention.
+
+// Additive attention mask [B, 1, L, past + L] for `dtype`: 0 where query i (absolute position past + i) may see
+// key j (j <= past + i and attention_mask[b, j] == 1), the dtype's lowest value elsewhere, as transformers' eager
+// path. `attention_mask` [B, past + L] may be undefined (no padding).
+torch::Tensor causal_mask(const torch::Tensor& attention_mask, std::int64_t batch, std::int64_t query_len,
+                          std::int64_t past, torch::ScalarType dtype, torch::Device device);
+
+// torch::matmul, except that float16 on the CPU (which libtorch 1.13 lacks) computes in float32 and rounds once.
+torch::Tensor matmul(const torch::Tensor& a, const torch::Tensor& b);
+
+// softmax(q k^T * scale + mask) v with softmax in float32; q [B, H, L, D], k/v [B, H_kv, S, D] (GQA: H_kv divides
+// H). Returns [B, L, H * D].
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& mask, double scale);
+
+// ---------------------------------------------------------------------------------------------------------------
+// SwiGLU MLP: down(act(gate(x)) * up(x)).
+class GatedMLPImpl : public torch::nn::Module {
+ public:
+  GatedMLPImpl(std::int64_t hidden, std::int64_t intermediate, bool bias, const std::string& act);
+  torch::Tensor forward(const torch::Tensor& x);
+  Projection gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+
+ private:
+  Activation act_;
+};
+TORCH_MODULE(GatedMLP);
+
+// ---------------------------------------------------------------------------------------------------------------
+// A decoder-only transformer (Qwen2 / Llama style): embed_tokens, layers.N.{input_layernorm, self_attn.{q,k,v,o}_proj,
+// post_attention_layernorm, mlp.{gate,up,down}_proj}, norm. Positions are applied by the caller via cos/sin.
+struct DecoderConfig {
+  std::int64_t vocab_size = 0, hidden_size = 0, intermediate_size = 0, num_layers = 0;
+  std::int64_t num_heads = 0, num_kv_heads = 0, head_dim = 0;
+  double rms_norm_eps = 1e-6;
+  bool qkv_bias = false, o_bias = false, mlp_bias = false;
+  std::string hidden_act = "silu";
+};
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  explicit DecoderLayerImpl(const DecoderConfig& config);
+  torch::Tensor forward(const torch::Tensor& x, const CosSin& rope, const torch::Tensor& mask, KVCache* cache,
+                        std::int64_t layer_index);
+
+ private:
+  struct AttentionImpl : torch::nn::Module {
+    explicit AttentionImpl(const DecoderConfig& config);
+    Projection q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  };
+  DecoderConfig config_;
+  std::shared_ptr<AttentionImpl> self_attn_;
+  RMSNorm input_layernorm_{nullptr}, post_attention_layernorm_{nullptr};
+  GatedMLP mlp_{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+class DecoderImpl : public torch::nn::Module {
+ public:
+  explicit DecoderImpl(const DecoderConfig& config);
+  torch::Tensor embed(const torch::Tensor& input_ids);
+  // inputs_embeds [B, L, hidden] -> final-normed hidden states [B, L, hidden].
+  torch::Tensor forward(const torch::Tensor& inputs_embeds, const CosSin& rope, const torch::Tensor& mask,
+                        KVCache* cache);
+  const DecoderConfig& config() const { return config_; }
+  torch::nn::Embedding embed_tokens{nullptr};
+
+ private:
+  DecoderConfig config_;
+  std::vector<DecoderLayer> layers_;
+  RMSNorm norm_{nullptr};
+};
+TORCH_MODULE(Decoder);
+
+// Positions for a decoder-only step as generate() builds them: cumsum(mask) - 1 with pads at 1, or
+// past..past+L-1 without a mask. Returns [B, L] int64 for the last `query_len` columns.
+torch::Tensor text_positions(const torch::Tensor& attention_mask, std::int64_t batch, std::int64_t query_len,
+                             std::int64_t past, torch::Device device);
+
+}  // namespace vlm

@@ -1,0 +1,73 @@
+#include "model/registry.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "base/error.h"
+#include "io/hub.h"
+#include "model/families.h"
+
+namespace vlm {
+
+torch::ScalarType parse_model_dtype(const std::string& name) {
+  if (name == "float32" || name == "fp32" || name == "float") return torch::kFloat;
+  if (name == "bfloat16" || name == "bf16") return torch::kBFloat16;
+  if (name == "float16" || name == "fp16" || name == "half") return torch::kHalf;
+  fail(ErrorCode::invalid_argument, "dtype '" + name + "' is not supported; use float32, bfloat16 or float16");
+}
+
+void check_dtype_supported(const LoadOptions& options) {
+  if (options.dtype != torch::kFloat && options.dtype != torch::kBFloat16 && options.dtype != torch::kHalf) {
+    fail(ErrorCode::invalid_argument, std::string("model dtype ") + c10::toString(options.dtype) +
+                                          " is not supported; use float32, bfloat16 or float16");
+  }
+}
+
+std::vector<std::int64_t> read_token_ids(const ConfigObject& object, const std::string& key) {
+  if (!object.has(key)) return {};
+  const auto& value = object.raw().at(key);
+  if (value.is_number_integer()) return {value.get<std::int64_t>()};
+  return object.get<std::vector<std::int64_t>>(key);
+}
+
+const std::vector<ModelFamily>& model_families() {
+  static const std::vector<ModelFamily> families = {
+      {"qwen2_vl", create_qwen2_vl},
+      {"qwen2_5_vl", create_qwen2_vl},
+      {"qwen2", create_causal_lm},
+      {"llama", create_causal_lm},
+  };
+  return families;
+}
+
+std::vector<std::string> supported_model_types() {
+  std::vector<std::string> out;
+  for (const auto& family : model_families()) out.push_back(family.model_type);
+  return out;
+}
+
+std::unique_ptr<VisionLanguageModel> create_model(const ModelConfig& config, const Checkpoint& checkpoint,
+                                                  const LoadOptions& options) {
+  check_dtype_supported(options);
+  for (const auto& family : model_families()) {
+    if (family.model_type == config.model_type) return family.create(config, checkpoint, options);
+  }
+  std::string supported;
+  for (const auto& type : supported_model_types()) supported += (supported.empty() ? "" : ", ") + type;
+  fail(ErrorCode::unsupported, config.raw.file() + ": model_type '" + config.model_type +
+                                   "' is not supported by vlmrt (supported: " + supported + ")");
+}
+
+std::unique_ptr<VisionLanguageModel> load_model(const std::string& folder_or_hub_id, const LoadOptions& options) {
+  const auto location = locate_model(folder_or_hub_id);
+  const auto config_path = (std::filesystem::path(location.folder) / "config.json").string();
+  if (!std::filesystem::exists(config_path)) {
+    fail(ErrorCode::not_found, location.folder + " has no config.json; pass the folder of a Hugging Face model");
+  }
+  const auto config = ModelConfig::load(config_path);
+  const auto checkpoint = Checkpoint::open(location.folder, "model");
+  return create_model(config, *checkpoint, options);
+}
+
+}  // namespace vlm

@@ -1,0 +1,45 @@
+// Loading a model folder (or an offline Hub id) into the VisionLanguageModel of its family. The family comes from
+// config.json's model_type through a registry table; weights are loaded strictly (see model/weights.h).
+#pragma once
+
+#include <torch/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/checkpoint.h"
+#include "io/hf_files.h"
+#include "model/model.h"
+
+namespace vlm {
+
+struct LoadOptions {
+  torch::ScalarType dtype = torch::kFloat;  // float32, bfloat16 or float16
+  torch::Device device = torch::kCPU;
+};
+
+// "float32"/"fp32"/"float", "bfloat16"/"bf16", "float16"/"fp16"/"half" -> the torch type; else vlm::Error.
+torch::ScalarType parse_model_dtype(const std::string& name);
+
+using ModelFactory = std::function<std::unique_ptr<VisionLanguageModel>(
+    const ModelConfig& config, const Checkpoint& checkpoint, const LoadOptions& options)>;
+
+struct ModelFamily {
+  std::string model_type;  // config.json "model_type"
+  ModelFactory create;
+};
+
+// Every supported model_type, in a fixed order.
+const std::vector<ModelFamily>& model_families();
+std::vector<std::string> supported_model_types();
+
+// Builds the model from an already opened config and checkpoint.
+std::unique_ptr<VisionLanguageModel> create_model(const ModelConfig& config, const Checkpoint& checkpoint,
+                                                  const LoadOptions& options = {});
+
+// Resolves `folder_or_hub_id` (see io/hub.h), reads config.json and the safetensors weights, and builds the model.
+std::unique_ptr<VisionLanguageModel> load_model(const std::string& folder_or_hub_id, const LoadOptions& options = {});
+
+}  // namespace vlm

@@ -1,0 +1,12 @@
+# Models: shared building blocks (layers, KV cache, weight loading), the Qwen2-VL / Qwen2.5-VL family, text-only
+# Qwen2/Llama decoders, and the model_type registry. Included by core/CMakeLists.txt; paths relative to core/.
+add_library(vlm_model STATIC
+  ${CMAKE_CURRENT_LIST_DIR}/layers.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/weights.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/qwen2_vl.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/causal_lm.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/registry.cpp)
+target_link_libraries(vlm_model PUBLIC vlm_torch)
+if(VLMRT_USE_PCH)
+  target_precompile_headers(vlm_model REUSE_FROM vlm_torch)
+endif()

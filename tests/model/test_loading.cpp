@@ -1,0 +1,178 @@
+// Loading: both key layouts, zero-copy weights, strict errors (missing / unexpected / wrongly shaped tensors,
+// unknown model_type), and bad forward inputs.
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/checkpoint.h"
+#include "model/layers.h"
+#include "model/registry.h"
+#include "model/weights.h"
+#include "model_fixture.h"
+#include "tensor/tensor_io.h"
+
+// doctest last: its CHECK must replace the glog CHECK that the torch headers define.
+#include <doctest/doctest.h>
+
+using namespace vlm;
+using namespace vlm::test;
+
+namespace {
+
+// Copies a fixture checkpoint folder (config + weights) to `dir`, letting `edit` change the tensors.
+void copy_checkpoint(const std::string& config, const std::string& dir,
+                     const std::function<void(NamedTensors&)>& edit) {
+  std::filesystem::copy_file(model_fixture(config) + "/config.json", dir + "/config.json");
+  auto checkpoint = Checkpoint::open(model_fixture(config));
+  NamedTensors tensors;
+  for (const auto& name : checkpoint->names()) tensors.emplace_back(name, load_tensor(*checkpoint, name));
+  edit(tensors);
+  save_tensors(dir + "/model.safetensors", tensors);
+}
+
+void edit_config(const std::string& dir, const std::function<void(nlohmann::json&)>& edit) {
+  nlohmann::json config = nlohmann::json::parse(read_bytes(dir + "/config.json"));
+  edit(config);
+  std::ofstream(dir + "/config.json") << config.dump(2);
+}
+
+}  // namespace
+
+TEST_CASE("supported model types and dtype names") {
+  CHECK(supported_model_types() == std::vector<std::string>{"qwen2_vl", "qwen2_5_vl", "qwen2", "llama"});
+  CHECK((parse_model_dtype("bf16") == torch::kBFloat16));
+  CHECK((parse_model_dtype("float16") == torch::kHalf));
+  CHECK((parse_model_dtype("float32") == torch::kFloat));
+  expect_error([] { parse_model_dtype("int8"); }, ErrorCode::invalid_argument, {"int8", "bfloat16"});
+}
+
+TEST_CASE("loading reports missing tensors by name") {
+  TempDir dir;
+  copy_checkpoint("qwen2_vl_mha_untied", dir.path(), [](NamedTensors& t) {
+    t.erase(std::remove_if(t.begin(), t.end(), [](auto& p) { return p.first == "model.visual.blocks.1.attn.qkv.bias"; }),
+            t.end());
+  });
+  expect_error([&] { load_model(dir.path()); }, ErrorCode::corrupt_data,
+               {"missing tensors (1)", "model.visual.blocks.1.attn.qkv.bias", "qwen2_vl"});
+}
+
+TEST_CASE("loading reports unexpected tensors by their checkpoint name") {
+  TempDir dir;
+  copy_checkpoint("qwen2_vl_gqa_tied_hub", dir.path(),
+                  [](NamedTensors& t) { t.emplace_back("visual.blocks.9.attn.qkv.weight", torch::zeros({2, 2})); });
+  expect_error([&] { load_model(dir.path()); }, ErrorCode::corrupt_data,
+               {"unexpected tensors (1)", "visual.blocks.9.attn.qkv.weight"});
+}
+
+TEST_CASE("loading reports wrongly shaped tensors with both shapes, and every problem at once") {
+  TempDir dir;
+  copy_checkpoint("qwen2_5_vl_window_untied", dir.path(), [](NamedTensors& t) {
+    for (auto& [name, tensor] : t) {
+      if (name == "model.language_model.layers.0.self_attn.k_proj.weight") tensor = torch::zeros({16, 64});
+    }
+    t.erase(std::remove_if(t.begin(), t.end(), [](auto& p) { return p.first == "lm_head.weight"; }), t.end());
+    t.emplace_back("model.bogus", torch::zeros({1}));
+  });
+  expect_error([&] { load_model(dir.path()); }, ErrorCode::corrupt_data,
+               {"model.language_model.layers.0.self_attn.k_proj.weight is [16, 64] in the checkpoint, the model "
+                "expects [32, 64]",
+                "missing tensors (1): lm_head.weight", "unexpected tensors (1): model.bogus"});
+}
+
+TEST_CASE("unknown model_type lists the supported ones") {
+  TempDir dir;
+  copy_checkpoint("qwen2_tied", dir.path(), [](NamedTensors&) {});
+  edit_config(dir.path(), [](nlohmann::json& c) { c["model_type"] = "gpt_neox"; });
+  expect_error([&] { load_model(dir.path()); }, ErrorCode::unsupported,
+               {"model_type 'gpt_neox'", "qwen2_vl, qwen2_5_vl, qwen2, llama", "config.json"});
+}
+
+TEST_CASE("a config that contradicts itself is refused") {
+  TempDir dir;
+  copy_checkpoint("qwen2_vl_mha_untied", dir.path(), [](NamedTensors&) {});
+  edit_config(dir.path(), [](nlohmann::json& c) { c["text_config"]["rope_parameters"]["mrope_section"] = {2, 2, 2}; });
+  expect_error([&] { load_model(dir.path()); }, ErrorCode::corrupt_data, {"mrope_section sums to 6", "8"});
+  expect_error([] { load_model("/nonexistent/vlmrt-model"); }, ErrorCode::not_found, {"/nonexistent/vlmrt-model"});
+}
+
+TEST_CASE("both key layouts load; the tied head shares the embedding; fp32 weights stay zero-copy") {
+  auto checkpoint = Checkpoint::open(model_fixture("qwen2_vl_gqa_tied_hub"));
+  CHECK(checkpoint->contains("visual.blocks.0.attn.qkv.weight"));
+  CHECK(checkpoint->contains("model.layers.0.self_attn.q_proj.weight"));
+  CHECK_FALSE(checkpoint->contains("lm_head.weight"));
+  auto other = Checkpoint::open(model_fixture("qwen2_vl_mha_untied"));
+  CHECK(other->contains("model.language_model.layers.0.self_attn.q_proj.weight"));
+  CHECK(other->contains("lm_head.weight"));
+  auto hub = load_model(model_fixture("qwen2_vl_gqa_tied_hub"));
+  auto fresh = load_model(model_fixture("qwen2_vl_mha_untied"));
+  CHECK(hub->info().family == "qwen2_vl");
+  CHECK(fresh->info().eos_token_ids == std::vector<std::int64_t>{2});
+  CHECK(hub->info().num_layers == 2);
+}
+
+TEST_CASE("bad forward inputs give clear errors") {
+  auto model = load_model(model_fixture("qwen2_vl_mha_untied"));
+  auto c = load_case("qwen2_vl_mha_untied", "one_image");
+  SUBCASE("one image token too few") {
+    ForwardInputs in = c.inputs();
+    auto ids = in.input_ids.clone();
+    auto positions = (ids[0] == 250).nonzero();
+    ids[0][positions[0][0].item<std::int64_t>()] = 7;
+    in.input_ids = ids;
+    expect_error([&] { model->forward(in, nullptr); }, ErrorCode::invalid_argument,
+                 {"5 image tokens", "6 features"});
+  }
+  SUBCASE("pixel rows that do not match the grid") {
+    ForwardInputs in = c.inputs();
+    in.vision.pixel_values = in.vision.pixel_values.narrow(0, 0, 8);
+    expect_error([&] { model->forward(in, nullptr); }, ErrorCode::invalid_argument, {"pixel_values has shape", "24"});
+  }
+  SUBCASE("token id outside the vocabulary") {
+    ForwardInputs in;
+    in.input_ids = torch::tensor({{3, 999}}, torch::kLong);
+    expect_error([&] { model->forward(in, nullptr); }, ErrorCode::invalid_argument, {"999", "[0, 256)"});
+  }
+  SUBCASE("images on a decode step") {
+    auto state = model->new_state(1);
+    ForwardInputs text;
+    text.input_ids = torch::tensor({{3, 4}}, torch::kLong);
+    model->forward(text, state.get());
+    ForwardInputs in = c.inputs();
+    expect_error([&] { model->forward(in, state.get()); }, ErrorCode::invalid_argument, {"only be passed at prefill"});
+  }
+  SUBCASE("a state from another model") {
+    auto text_model = load_model(model_fixture("qwen2_tied"));
+    auto state = text_model->new_state(1);
+    ForwardInputs in;
+    in.input_ids = torch::tensor({{3, 4}}, torch::kLong);
+    expect_error([&] { model->forward(in, state.get()); }, ErrorCode::invalid_argument, {"new_state"});
+    in.vision = c.inputs().vision;
+    expect_error([&] { text_model->forward(in, nullptr); }, ErrorCode::invalid_argument, {"text-only"});
+  }
+}
+
+TEST_CASE("load_weights keeps matching float32 tensors as views of the mapped file and converts others") {
+  TempDir dir;
+  save_tensors(dir.file("model.safetensors"),
+               {{"proj.weight", torch::arange(6, torch::kFloat).view({2, 3})}, {"proj.bias", torch::ones({2})}});
+  auto checkpoint = Checkpoint::open(dir.path());
+  struct Root : torch::nn::Module {
+    Projection proj{nullptr};
+    Root() { proj = register_module("proj", Projection(3, 2, true)); }
+  };
+  Root same;
+  WeightLoadPlan plan;
+  plan.family = "test";
+  load_weights(same, *checkpoint, plan);
+  CHECK(same.proj->weight.data_ptr() == load_tensor(*checkpoint, "proj.weight").data_ptr());
+  CHECK(same.proj->weight[1][2].item<float>() == 5.f);
+
+  Root converted;
+  plan.dtype = torch::kBFloat16;
+  load_weights(converted, *checkpoint, plan);
+  CHECK((converted.proj->weight.scalar_type() == torch::kBFloat16));
+  CHECK(converted.proj->weight.data_ptr() != load_tensor(*checkpoint, "proj.weight").data_ptr());
+  CHECK(converted.proj->bias[0].item<float>() == 1.f);
+}
