@@ -27,7 +27,8 @@ namespace vlm {
 // What a caller changes on top of preprocessor_config.json (keyword arguments of the Python processor).
 struct ImageProcessorOverrides {
   // Qwen2-VL pixel budget (size["shortest_edge"] / size["longest_edge"]); min = max = 224*224 is the common
-  // "fixed 224x224" setting (processor.image_processor.min_pixels = max_pixels = 224*224 in Python).
+  // "fixed 224x224" setting (processor.image_processor.min_pixels = max_pixels = 224*224 in Python). It bounds
+  // the pixel count, so a 4:3 image comes out at 252x168, a square one at 224x224. CLIP/BLIP ignore it.
   std::optional<std::int64_t> min_pixels, max_pixels;
   // Images processed at the same time (and rows of one large image); 0 = the available CPUs.
   // The output does not depend on it.
