@@ -12,7 +12,9 @@ AutoImageProcessor picks for everyone). Install it aside and point --torchvision
     tools/oracle/.venv/bin/python tools/bench/bench_processor.py --build build-processor \
         --torchvision-path /tmp/vlmrt-pydeps/torchvision-0.29.2
 
-Without it the fast column says "unavailable".
+Without it the fast column says "unavailable". The native side builds with the benchmarks switched on:
+
+    cmake -S . -B build-processor -G Ninja -DVLMRT_BUILD_BENCH=ON && cmake --build build-processor --target bench_processor
 """
 import argparse
 import json
@@ -69,7 +71,8 @@ def main():
 
     native = ROOT / args.build / "bench" / "processor" / "bench_processor"
     if not native.exists():
-        sys.exit(f"{native} not found: cmake --build {args.build} --target bench_processor")
+        sys.exit(f"{native} not found: configure with -DVLMRT_BUILD_BENCH=ON, then "
+                 f"cmake --build {args.build} --target bench_processor")
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
