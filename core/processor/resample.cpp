@@ -4,10 +4,9 @@
 // "equivalent" formula changes a pixel now and then.
 #include "processor/resample.h"
 
+#include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstdint>
-#include <limits>
 #include <vector>
 
 #include "base/error.h"
