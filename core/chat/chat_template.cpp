@@ -270,8 +270,9 @@ std::string apply_chat_template(const Template& tmpl, const nlohmann::ordered_js
   for (auto it = extra_context.begin(); it != extra_context.end(); ++it)
     context->set(Value::string(it.key()), jinja::from_json(it.value()));
   context->set(Value::string("messages"), Value::list(std::move(chat)));
-  context->set(Value::string("tools"), Value::none());
-  context->set(Value::string("documents"), Value::none());
+  // tools / documents are apply_chat_template arguments in transformers; here they may come in extra_context.
+  if (!context->find(Value::string("tools"))) context->set(Value::string("tools"), Value::none());
+  if (!context->find(Value::string("documents"))) context->set(Value::string("documents"), Value::none());
   context->set(Value::string("add_generation_prompt"), Value::boolean(add_generation_prompt));
   return jinja::render(tmpl.impl_->program, Value::dict(context), tmpl.impl_->name, jinja::RenderOptions{});
 }

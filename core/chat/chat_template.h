@@ -81,8 +81,11 @@ std::string default_chat_template(const std::string& model_type);
 
 // Renders a conversation the way transformers' processor.apply_chat_template(tokenize=False) does: messages
 // have their null-valued keys dropped and reasoning fields aliased ("reasoning_content" / "thinking"), and the
-// template sees messages, tools=None, documents=None, add_generation_prompt, the special tokens and
-// `extra_context` (which overrides them, e.g. {"enable_thinking": false} or {"add_vision_id": true}).
+// template sees messages, tools, documents, add_generation_prompt, the special tokens and `extra_context`
+// (which overrides the special tokens, e.g. {"enable_thinking": false} or {"add_vision_id": true}; its "tools" and
+// "documents" play the role of those apply_chat_template arguments and default to None). For a template set
+// with a "tool_use" template, pick it with ChatTemplateSet::get("tool_use") when passing tools, as transformers does.
+// Content blocks are passed through as given (no image_url -> image conversion).
 // messages: a list of {"role": ..., "content": string or [{"type": "text", "text": ...}, {"type": "image"}]}.
 std::string apply_chat_template(const Template& tmpl, const nlohmann::ordered_json& messages,
                                 bool add_generation_prompt,

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <ctime>
 #include <functional>
 #include <unordered_map>
@@ -470,9 +471,27 @@ Value arith(const std::string& op, const Value& a, const Value& b) {
   };
   if (a.is_number() && b.is_number()) {
     bool floating = a.is_float() || b.is_float();
-    if (op == "+") return floating ? Value::floating(a.as_double() + b.as_double()) : Value::integer(a.as_int() + b.as_int());
-    if (op == "-") return floating ? Value::floating(a.as_double() - b.as_double()) : Value::integer(a.as_int() - b.as_int());
-    if (op == "*") return floating ? Value::floating(a.as_double() * b.as_double()) : Value::integer(a.as_int() * b.as_int());
+    // Python integers do not overflow; vlmrt's are 64-bit, so an overflow is an error rather than a wrong number.
+    auto checked = [&](bool overflow, std::int64_t result) {
+      if (overflow) throw_render(RT::limit, "integer overflow in '" + op + "' (beyond 64 bits)");
+      return Value::integer(result);
+    };
+    std::int64_t r = 0;
+    if (op == "+") {
+      if (floating) return Value::floating(a.as_double() + b.as_double());
+      bool overflow = __builtin_add_overflow(a.as_int(), b.as_int(), &r);
+      return checked(overflow, r);
+    }
+    if (op == "-") {
+      if (floating) return Value::floating(a.as_double() - b.as_double());
+      bool overflow = __builtin_sub_overflow(a.as_int(), b.as_int(), &r);
+      return checked(overflow, r);
+    }
+    if (op == "*") {
+      if (floating) return Value::floating(a.as_double() * b.as_double());
+      bool overflow = __builtin_mul_overflow(a.as_int(), b.as_int(), &r);
+      return checked(overflow, r);
+    }
     if (op == "/") {
       if (b.as_double() == 0.0) throw_render(RT::value, "division by zero");
       return Value::floating(a.as_double() / b.as_double());
@@ -481,6 +500,7 @@ Value arith(const std::string& op, const Value& a, const Value& b) {
       if (b.as_double() == 0.0) throw_render(RT::value, "integer division or modulo by zero");
       if (!floating) {
         std::int64_t x = a.as_int(), y = b.as_int();
+        if (x == INT64_MIN && y == -1) throw_render(RT::limit, "integer overflow in '" + op + "' (beyond 64 bits)");
         std::int64_t q = x / y, r = x % y;
         if (r != 0 && ((r < 0) != (y < 0))) {
           q -= 1;
@@ -512,7 +532,11 @@ Value arith(const std::string& op, const Value& a, const Value& b) {
     if (op == "**") {
       if (!floating && b.as_int() >= 0) {
         std::int64_t result = 1, base = a.as_int();
-        for (std::int64_t e = b.as_int(); e > 0; --e) result *= base;
+        for (std::int64_t e = b.as_int(); e > 0; --e) {
+          if (__builtin_mul_overflow(result, base, &result))
+            throw_render(RT::limit, "integer overflow in '**' (beyond 64 bits)");
+          if (result == 0 || result == 1) break;  // 0**n, 1**n
+        }
         return Value::integer(result);
       }
       return Value::floating(std::pow(a.as_double(), b.as_double()));
@@ -947,6 +971,7 @@ class Interpreter {
         if (!v.is_number()) type_error("bad operand type for unary " + std::string(e.type == ExprType::neg ? "-" : "+") +
                                        ": '" + v.type_name() + "'");
         if (e.type == ExprType::pos) return v.is_float() ? v : Value::integer(v.as_int());
+        if (!v.is_float() && v.as_int() == INT64_MIN) throw_render(RT::limit, "integer overflow in unary '-'");
         return v.is_float() ? Value::floating(-v.as_double()) : Value::integer(-v.as_int());
       }
       case ExprType::and_: {
@@ -1614,6 +1639,7 @@ class Interpreter {
     if (f == "abs") {
       if (v.is_undefined()) undefined_error(v);
       if (!v.is_number()) type_error("bad operand type for abs(): '" + v.type_name() + "'");
+      if (!v.is_float() && v.as_int() == INT64_MIN) throw_render(RT::limit, "integer overflow in abs()");
       return v.is_float() ? Value::floating(std::fabs(v.as_double())) : Value::integer(std::llabs(v.as_int()));
     }
     if (f == "round") {

@@ -1,6 +1,7 @@
 #include "chat/jinja_lexer.h"
 
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 
 #include "base/error.h"
@@ -413,7 +414,11 @@ class Lexer {
     for (std::size_t i = (base == 10 ? pos_ : pos_ + 2); i < j; ++i)
       if (s[i] != '_') text += s[i];
     Token t{Tok::integer, std::string(s.substr(pos_, j - pos_)), 0, 0.0, line_};
+    errno = 0;
     t.int_value = std::strtoll(text.c_str(), nullptr, base);
+    if (errno == ERANGE)
+      fail(ErrorCode::limit_exceeded, name_ + " line " + std::to_string(line_) + ": integer literal " + t.text +
+                                          " does not fit in 64 bits");
     tokens_.push_back(t);
     pos_ = j;
     return true;

@@ -132,6 +132,17 @@ TEST_CASE("errors name the construct and the template line") {
   }
 }
 
+TEST_CASE("integers beyond 64 bits are an error, not a wrapped number") {
+  for (const char* source : {"{{ 2 ** 64 }}", "{{ 9223372036854775807 + 1 }}", "{{ 3037000500 * 3037000500 }}",
+                             "{{ (-9223372036854775807 - 1) // -1 }}", "{{ -(-9223372036854775807 - 1) }}"}) {
+    CAPTURE(source);
+    CHECK(error_of([&] { Template(source).render(ordered_json::object()); }).code() == vlm::ErrorCode::limit_exceeded);
+  }
+  CHECK(error_of([] { Template("{{ 99999999999999999999 }}"); }).code() == vlm::ErrorCode::limit_exceeded);
+  CHECK(Template("{{ 2 ** 62 }} {{ 1 ** 1000000 }} {{ 0 ** 5 }}").render(ordered_json::object()) ==
+        "4611686018427387904 1 0");
+}
+
 TEST_CASE("a compiled template renders many contexts") {
   Template t(vlm::chat::default_chat_template("qwen2_vl"), "qwen2_vl");
   auto user = [](const std::string& text) {

@@ -365,7 +365,7 @@ def conversation_cases():
 
     def add(template_name, conv_name, messages, agp, rendered, tokens_name, extra=None, spans=None, via=""):
         case = {
-            "name": f"{template_name}/{conv_name}/agp={int(agp)}" + ("/" + "+".join(f"{k}={v}" for k, v in extra.items()) if extra else ""),
+            "name": f"{template_name}/{conv_name}/agp={int(agp)}" + ("/" + "+".join(k if k == "tools" else f"{k}={v}" for k, v in extra.items()) if extra else ""),
             "template": template_name,
             "messages": messages,
             "add_generation_prompt": agp,
@@ -385,6 +385,15 @@ def conversation_cases():
             add("qwen3", conv_name, messages, agp, rendered, "qwen3", via="tokenizer.apply_chat_template")
         rendered = qwen3.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False)
         add("qwen3", conv_name, messages, True, rendered, "qwen3", {"enable_thinking": False}, via="tokenizer.apply_chat_template")
+
+    # Qwen3 with tools (transformers' tools= argument; vlmrt takes them in extra_context).
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city, in °C",
+                                                "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                               "required": ["city"]}}}]
+    for conv_name in ("tool_call_roundtrip", "system_and_turns"):
+        messages = TEXT_CONVERSATIONS[conv_name]
+        rendered = qwen3.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
+        add("qwen3", conv_name, messages, True, rendered, "qwen3", {"tools": tools}, via="tokenizer.apply_chat_template(tools=...)")
 
     # Vision templates through processor.apply_chat_template.
     for kind, template, tok_name in (("qwen2_vl", QWEN2_VL, "qwen3"), ("qwen2_5_vl", QWEN2_5_VL, "qwen3"), ("llava", LLAVA, "llama2")):
