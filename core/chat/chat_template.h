@@ -9,8 +9,18 @@
 //   std::string prompt = vlm::chat::apply_chat_template(tmpl, messages, /*add_generation_prompt=*/true,
 //                                                       set.special_tokens);
 //
-// Constructs the interpreter does not implement ({% include %}, {% call %}, the 'groupby' filter, ...) are an
-// error at parse time that names the construct and the template line, never a silently different prompt.
+// Supported: {{ }}, {% %}, {# #}, whitespace control (-/+), trim_blocks/lstrip_blocks, raw; for (with else,
+// an `if` filter, tuple unpacking, break/continue and loop.index/index0/revindex/revindex0/first/last/length/
+// previtem/nextitem/cycle/changed), if/elif/else, set (names, tuples, ns.attr, block set with filters), macro
+// (defaults, keyword arguments, varargs/kwargs, recursion), filter blocks, with, print, generation; Python-exact
+// literals, operators (incl. chained comparisons, `in`, `~`, slicing) and str()/repr()/json.dumps output;
+// str/dict/list methods (split, strip, startswith, replace, format, items, get, ...); the filters abs attr
+// capitalize center count d default dictsort e escape first float forceescape indent int items join last length
+// list lower map max min reject rejectattr replace reverse round safe select selectattr sort string sum title
+// tojson trim unique upper wordcount; all of jinja2's tests; globals range dict namespace raise_exception
+// strftime_now. Constructs the interpreter does not implement ({% include %}, {% call %}, the 'groupby' filter,
+// recursive loops, ...) are an error at parse time that names the construct and the template line, never a
+// silently different prompt. Rendering is thread-safe: a Template can be shared between threads.
 #pragma once
 
 #include <cstddef>
