@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <ctime>
 #include <functional>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -16,6 +17,13 @@ namespace vlm::jinja {
 namespace {
 
 using RT = RenderError::Type;
+
+// FNV-1a, so that dispatching on filter/test/operator names compares integers instead of strings.
+constexpr std::uint64_t H(std::string_view s) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  return h;
+}
 
 [[noreturn]] void type_error(const std::string& m) { throw_render(RT::type, m); }
 [[noreturn]] void undefined_error(const Value& v) {
@@ -464,6 +472,7 @@ Value lower_if_string(const Value& v, bool case_sensitive) {
 // ------------------------------------------------------------------ arithmetic
 
 Value arith(const std::string& op, const Value& a, const Value& b) {
+  const std::uint64_t oh = H(op);
   if (a.is_undefined()) undefined_error(a);
   if (b.is_undefined()) undefined_error(b);
   auto unsupported_operands = [&]() -> Value {
@@ -477,26 +486,26 @@ Value arith(const std::string& op, const Value& a, const Value& b) {
       return Value::integer(result);
     };
     std::int64_t r = 0;
-    if (op == "+") {
+    if (oh == H("+")) {
       if (floating) return Value::floating(a.as_double() + b.as_double());
       bool overflow = __builtin_add_overflow(a.as_int(), b.as_int(), &r);
       return checked(overflow, r);
     }
-    if (op == "-") {
+    if (oh == H("-")) {
       if (floating) return Value::floating(a.as_double() - b.as_double());
       bool overflow = __builtin_sub_overflow(a.as_int(), b.as_int(), &r);
       return checked(overflow, r);
     }
-    if (op == "*") {
+    if (oh == H("*")) {
       if (floating) return Value::floating(a.as_double() * b.as_double());
       bool overflow = __builtin_mul_overflow(a.as_int(), b.as_int(), &r);
       return checked(overflow, r);
     }
-    if (op == "/") {
+    if (oh == H("/")) {
       if (b.as_double() == 0.0) throw_render(RT::value, "division by zero");
       return Value::floating(a.as_double() / b.as_double());
     }
-    if (op == "//" || op == "%") {
+    if (oh == H("//") || oh == H("%")) {
       if (b.as_double() == 0.0) throw_render(RT::value, "integer division or modulo by zero");
       if (!floating) {
         std::int64_t x = a.as_int(), y = b.as_int();
@@ -506,7 +515,7 @@ Value arith(const std::string& op, const Value& a, const Value& b) {
           q -= 1;
           r += y;
         }
-        return Value::integer(op == "//" ? q : r);
+        return Value::integer(oh == H("//") ? q : r);
       }
       // CPython's float_divmod.
       double x = a.as_double(), y = b.as_double();
@@ -527,9 +536,9 @@ Value arith(const std::string& op, const Value& a, const Value& b) {
       } else {
         floordiv = std::copysign(0.0, x / y);
       }
-      return Value::floating(op == "%" ? mod : floordiv);
+      return Value::floating(oh == H("%") ? mod : floordiv);
     }
-    if (op == "**") {
+    if (oh == H("**")) {
       if (!floating && b.as_int() >= 0) {
         std::int64_t result = 1, base = a.as_int();
         for (std::int64_t e = b.as_int(); e > 0; --e) {
@@ -542,7 +551,7 @@ Value arith(const std::string& op, const Value& a, const Value& b) {
       return Value::floating(std::pow(a.as_double(), b.as_double()));
     }
   }
-  if (op == "+") {
+  if (oh == H("+")) {
     if (a.is_string() && b.is_string()) return Value::string(a.as_string() + b.as_string());
     if (a.is_list() && b.is_list() && a.as_list().is_tuple == b.as_list().is_tuple) {
       std::vector<Value> items = a.as_list().items;
@@ -553,7 +562,7 @@ Value arith(const std::string& op, const Value& a, const Value& b) {
     if (a.is_list()) type_error("can only concatenate list (not \"" + b.type_name() + "\") to list");
     return unsupported_operands();
   }
-  if (op == "*") {
+  if (oh == H("*")) {
     const Value* seq = a.is_string() || a.is_list() ? &a : (b.is_string() || b.is_list()) ? &b : nullptr;
     const Value* count = seq == &a ? &b : &a;
     if (seq && (count->is_int() || count->is_bool())) {
@@ -571,7 +580,7 @@ Value arith(const std::string& op, const Value& a, const Value& b) {
       return Value::list(std::move(items), seq->as_list().is_tuple);
     }
   }
-  if (op == "%" && a.is_string()) {
+  if (oh == H("%") && a.is_string()) {
     // Only the cases without conversion specifiers: Python returns the string for a mapping-like right operand
     // (list, dict) and raises for anything else.
     if (a.as_string().find('%') == std::string::npos) {
@@ -610,10 +619,11 @@ bool contains(const Value& container, const Value& item) {
 }
 
 bool compare_op(const std::string& op, const Value& a, const Value& b) {
-  if (op == "==") return py_equal(a, b);
-  if (op == "!=") return !py_equal(a, b);
-  if (op == "in") return contains(b, a);
-  if (op == "notin") return !contains(b, a);
+  const std::uint64_t oh = H(op);
+  if (oh == H("==")) return py_equal(a, b);
+  if (oh == H("!=")) return !py_equal(a, b);
+  if (oh == H("in")) return contains(b, a);
+  if (oh == H("notin")) return !contains(b, a);
   if (a.is_undefined()) undefined_error(a);
   if (b.is_undefined()) undefined_error(b);
   int c;
@@ -623,9 +633,9 @@ bool compare_op(const std::string& op, const Value& a, const Value& b) {
     e.message = "'" + op + "' not supported between instances of '" + a.type_name() + "' and '" + b.type_name() + "'";
     throw;
   }
-  if (op == "<") return c < 0;
-  if (op == ">") return c > 0;
-  if (op == "<=") return c <= 0;
+  if (oh == H("<")) return c < 0;
+  if (oh == H(">")) return c > 0;
+  if (oh == H("<=")) return c <= 0;
   return c >= 0;
 }
 
@@ -1475,9 +1485,10 @@ class Interpreter {
     CallArgs ca = eval_args(e, 1, scope);
     line_ = e.line;
     const std::string& f = e.name;
+    const std::uint64_t fh = H(f);
     Args a{ca, f.c_str()};
     const Value& v = subject;
-    if (f == "tojson") {
+    if (fh == H("tojson")) {
       a.check(4, {"ensure_ascii", "indent", "separators", "sort_keys"});
       JsonDumpOptions o;
       o.ensure_ascii = a.get(0, "ensure_ascii", Value::boolean(false)).truthy();
@@ -1497,20 +1508,20 @@ class Interpreter {
       o.sort_keys = a.get(3, "sort_keys", Value::boolean(false)).truthy();
       return Value::string(json_dumps(v, o));
     }
-    if (f == "length" || f == "count") {
+    if (fh == H("length") || fh == H("count")) {
       a.check(0, {});
       return Value::integer(py_len(v));
     }
-    if (f == "trim") {
+    if (fh == H("trim")) {
       a.check(1, {"chars"});
       return Value::string(py_strip(py_str(v), a.get(0, "chars", Value::none()), true, true));
     }
-    if (f == "upper" || f == "lower") {
+    if (fh == H("upper") || fh == H("lower")) {
       a.check(0, {});
-      return Value::string(map_case(py_str(v), f == "upper"));
+      return Value::string(map_case(py_str(v), fh == H("upper")));
     }
-    if (f == "capitalize") return Value::string(py_capitalize(py_str(v)));
-    if (f == "title") {
+    if (fh == H("capitalize")) return Value::string(py_capitalize(py_str(v)));
+    if (fh == H("title")) {
       // jinja2's do_title: capitalise each word, words split at whitespace and -({[<.
       std::string s = py_str(v), out;
       bool word_start = true;
@@ -1527,13 +1538,13 @@ class Interpreter {
       }
       return Value::string(out);
     }
-    if (f == "default" || f == "d") {
+    if (fh == H("default") || fh == H("d")) {
       a.check(2, {"default_value", "boolean"});
       bool boolean = a.get(1, "boolean", Value::boolean(false)).truthy();
       if (v.is_undefined() || (boolean && !v.truthy())) return a.get(0, "default_value", Value::string(""));
       return v;
     }
-    if (f == "items") {
+    if (fh == H("items")) {
       a.check(0, {});
       // A generator in jinja2 3.1: the type check happens on first use.
       return make_lazy("generator", [&v](std::vector<Value>& out) {
@@ -1542,7 +1553,7 @@ class Interpreter {
         for (const auto& [k, val] : v.as_dict().items) out.push_back(Value::list({k, val}, true));
       });
     }
-    if (f == "join") {
+    if (fh == H("join")) {
       a.check(2, {"d", "attribute"});
       std::string sep = py_str(a.get(0, "d", Value::string("")));
       Value attribute = a.get(1, "attribute", Value::none());
@@ -1555,19 +1566,19 @@ class Interpreter {
       }
       return Value::string(std::move(out));
     }
-    if (f == "list") {
+    if (fh == H("list")) {
       a.check(0, {});
       return Value::list(iterate(v));
     }
-    if (f == "string") return Value::string(py_str(v));
-    if (f == "safe") return v;
-    if (f == "escape" || f == "e" || f == "forceescape") return Value::string(html_escape(py_str(v)));
-    if (f == "first" || f == "last") {
+    if (fh == H("string")) return Value::string(py_str(v));
+    if (fh == H("safe")) return v;
+    if (fh == H("escape") || fh == H("e") || fh == H("forceescape")) return Value::string(html_escape(py_str(v)));
+    if (fh == H("first") || fh == H("last")) {
       a.check(0, {});
       if (v.is_list() && v.as_list().lazy) {
         List& l = *v.list_ptr();
         // last() needs reversed(), which generators do not support; first() takes one item.
-        if (f == "last") type_error("'" + l.lazy_name + "' object is not reversible");
+        if (fh == H("last")) type_error("'" + l.lazy_name + "' object is not reversible");
         if (!l.consumed && !l.items.empty()) {
           Value head = l.items.front();
           l.items.erase(l.items.begin());
@@ -1578,9 +1589,9 @@ class Interpreter {
       }
       auto items = iterate(v);
       if (items.empty()) return Value::undefined(std::string("No ") + f + " item, sequence was empty.");
-      return f == "first" ? items.front() : items.back();
+      return fh == H("first") ? items.front() : items.back();
     }
-    if (f == "reverse") {
+    if (fh == H("reverse")) {
       if (v.is_string()) {
         auto cps = utf8_decode(v.as_string());
         std::reverse(cps.begin(), cps.end());
@@ -1595,13 +1606,13 @@ class Interpreter {
       return make_lazy(v.is_dict() ? "dict_reversekeyiterator" : v.is_undefined() ? "reversed" : "list_reverseiterator",
                        [&items](std::vector<Value>& out) { out = std::move(items); });
     }
-    if (f == "replace") {
+    if (fh == H("replace")) {
       a.check(3, {"old", "new", "count"});
       Value count = a.get(2, "count", Value::none());
       return Value::string(py_replace(py_str(v), py_str(a.get(0, "old")), py_str(a.get(1, "new")),
                                       count.is_none() ? -1 : to_index(count, "count")));
     }
-    if (f == "int") {
+    if (fh == H("int")) {
       a.check(2, {"default", "base"});
       Value dflt = a.get(0, "default", Value::integer(0));
       std::int64_t base = to_index(a.get(1, "base", Value::integer(10)), "base");
@@ -1623,7 +1634,7 @@ class Interpreter {
       }
       return dflt;
     }
-    if (f == "float") {
+    if (fh == H("float")) {
       a.check(1, {"default"});
       Value dflt = a.get(0, "default", Value::floating(0.0));
       if (v.is_undefined()) undefined_error(v);  // float(Undefined) raises in jinja2
@@ -1636,13 +1647,13 @@ class Interpreter {
       }
       return dflt;
     }
-    if (f == "abs") {
+    if (fh == H("abs")) {
       if (v.is_undefined()) undefined_error(v);
       if (!v.is_number()) type_error("bad operand type for abs(): '" + v.type_name() + "'");
       if (!v.is_float() && v.as_int() == INT64_MIN) throw_render(RT::limit, "integer overflow in abs()");
       return v.is_float() ? Value::floating(std::fabs(v.as_double())) : Value::integer(std::llabs(v.as_int()));
     }
-    if (f == "round") {
+    if (fh == H("round")) {
       a.check(2, {"precision", "method"});
       std::int64_t precision = to_index(a.get(0, "precision", Value::integer(0)), "precision");
       std::string method = py_str(a.get(1, "method", Value::string("common")));
@@ -1660,7 +1671,7 @@ class Interpreter {
       std::snprintf(buf, sizeof buf, "%.*f", static_cast<int>(std::clamp<std::int64_t>(precision, 0, 300)), x);
       return Value::floating(std::strtod(buf, nullptr));
     }
-    if (f == "indent") {
+    if (fh == H("indent")) {
       a.check(3, {"width", "first", "blank"});
       Value width = a.get(0, "width", Value::integer(4));
       std::string indention = width.is_string() ? width.as_string()
@@ -1684,7 +1695,7 @@ class Interpreter {
       if (first) rv = indention + rv;
       return Value::string(rv);
     }
-    if (f == "center") {
+    if (fh == H("center")) {
       std::int64_t width = to_index(a.get(0, "width", Value::integer(80)), "width");
       std::string s = py_str(v);
       auto len = static_cast<std::int64_t>(utf8_length(s));
@@ -1693,7 +1704,7 @@ class Interpreter {
       std::int64_t left = pad / 2 + (pad & width & 1);
       return Value::string(std::string(left, ' ') + s + std::string(pad - left, ' '));
     }
-    if (f == "wordcount") {
+    if (fh == H("wordcount")) {
       std::int64_t n = 0;
       bool in_word = false;
       for (std::uint32_t cp : utf8_decode(py_str(v))) {
@@ -1705,7 +1716,7 @@ class Interpreter {
       }
       return Value::integer(n);
     }
-    if (f == "attr") {
+    if (fh == H("attr")) {
       // Python getattr only: unlike `.name`, a dict's keys are not attributes.
       std::string attr_name = py_str(a.get(0, "name"));
       if (v.is_dict()) {
@@ -1715,7 +1726,7 @@ class Interpreter {
       if (v.is_undefined()) return Value::undefined("'" + attr_name + "' is undefined");
       return get_attr(v, attr_name);
     }
-    if (f == "map") {
+    if (fh == H("map")) {
       return make_lazy("generator", [&](std::vector<Value>& out) {
       if (!v.truthy()) return;  // jinja2's map yields nothing for a false value
       auto items = iterate(v);
@@ -1747,9 +1758,9 @@ class Interpreter {
       }
       });
     }
-    if (f == "select" || f == "reject" || f == "selectattr" || f == "rejectattr") {
-      bool by_attr = f == "selectattr" || f == "rejectattr";
-      bool keep_when = f == "select" || f == "selectattr";
+    if (fh == H("select") || fh == H("reject") || fh == H("selectattr") || fh == H("rejectattr")) {
+      bool by_attr = fh == H("selectattr") || fh == H("rejectattr");
+      bool keep_when = fh == H("select") || fh == H("selectattr");
       std::size_t at = 0;
       std::function<Value(const Value&)> key = [](const Value& x) { return x; };
       if (by_attr) {
@@ -1774,7 +1785,7 @@ class Interpreter {
         }
       });
     }
-    if (f == "sort") {
+    if (fh == H("sort")) {
       a.check(3, {"reverse", "case_sensitive", "attribute"});
       bool reverse = a.get(0, "reverse", Value::boolean(false)).truthy();
       bool cs = a.get(1, "case_sensitive", Value::boolean(false)).truthy();
@@ -1789,7 +1800,7 @@ class Interpreter {
       for (auto& kv : keyed) out.push_back(kv.second);
       return Value::list(std::move(out));
     }
-    if (f == "dictsort") {
+    if (fh == H("dictsort")) {
       a.check(3, {"case_sensitive", "by", "reverse"});
       if (!v.is_dict()) type_error("dictsort needs a mapping");
       bool cs = a.get(0, "case_sensitive", Value::boolean(false)).truthy();
@@ -1805,7 +1816,7 @@ class Interpreter {
       });
       return Value::list(std::move(pairs));
     }
-    if (f == "unique") {
+    if (fh == H("unique")) {
       a.check(2, {"case_sensitive", "attribute"});
       bool cs = a.get(0, "case_sensitive", Value::boolean(false)).truthy();
       auto key = make_key(a.get(1, "attribute", Value::none()), cs);
@@ -1821,7 +1832,7 @@ class Interpreter {
         }
       });
     }
-    if (f == "min" || f == "max") {
+    if (fh == H("min") || fh == H("max")) {
       a.check(2, {"case_sensitive", "attribute"});
       bool cs = a.get(0, "case_sensitive", Value::boolean(false)).truthy();
       auto key = make_key(a.get(1, "attribute", Value::none()), cs);
@@ -1830,11 +1841,11 @@ class Interpreter {
       std::size_t best = 0;
       for (std::size_t i = 1; i < items.size(); ++i) {
         int c = py_compare(key(items[i]), key(items[best]));
-        if (f == "min" ? c < 0 : c > 0) best = i;
+        if (fh == H("min") ? c < 0 : c > 0) best = i;
       }
       return items[best];
     }
-    if (f == "sum") {
+    if (fh == H("sum")) {
       a.check(2, {"attribute", "start"});
       Value attribute = a.get(0, "attribute", Value::none());
       Value total = a.get(1, "start", Value::integer(0));
@@ -1871,6 +1882,7 @@ class Interpreter {
 
   bool apply_test(const std::string& t, const Value& v, CallArgs& ca) {
     Args a{ca, t.c_str()};
+    const std::uint64_t th = H(t);
     // jinja2's tests are plain functions: a wrong number of arguments is a TypeError.
     static const std::unordered_set<std::string> one_argument = {
         "divisibleby", "eq", "equalto", "==", "ne", "!=", "lt", "lessthan", "<", "le", "<=", "gt", "greaterthan", ">",
@@ -1884,35 +1896,35 @@ class Interpreter {
                  " were given");
     }
     auto arg = [&]() { return a.get(0, "other"); };
-    if (t == "defined") return !v.is_undefined();
-    if (t == "undefined") return v.is_undefined();
-    if (t == "none") return v.is_none();
-    if (t == "string") return v.is_string();
-    if (t == "mapping") return v.is_dict();
-    if (t == "boolean") return v.is_bool();
-    if (t == "true") return v.is_bool() && v.as_bool();
-    if (t == "false") return v.is_bool() && !v.as_bool();
-    if (t == "integer") return v.is_int();
-    if (t == "float") return v.is_float();
-    if (t == "number") return v.is_number();
-    if (t == "iterable") return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict();
-    if (t == "sequence")  // len() and __getitem__ exist; jinja2's Undefined has both
+    if (th == H("defined")) return !v.is_undefined();
+    if (th == H("undefined")) return v.is_undefined();
+    if (th == H("none")) return v.is_none();
+    if (th == H("string")) return v.is_string();
+    if (th == H("mapping")) return v.is_dict();
+    if (th == H("boolean")) return v.is_bool();
+    if (th == H("true")) return v.is_bool() && v.as_bool();
+    if (th == H("false")) return v.is_bool() && !v.as_bool();
+    if (th == H("integer")) return v.is_int();
+    if (th == H("float")) return v.is_float();
+    if (th == H("number")) return v.is_number();
+    if (th == H("iterable")) return v.is_undefined() || v.is_string() || v.is_list() || v.is_dict();
+    if (th == H("sequence"))  // len() and __getitem__ exist; jinja2's Undefined has both
       return v.is_undefined() || v.is_string() || (v.is_list() && !v.as_list().lazy) || v.is_dict();
-    if (t == "callable") return v.is_object() && v.as_object()->callable();
-    if (t == "escaped") return false;
-    if (t == "odd" || t == "even") {
+    if (th == H("callable")) return v.is_object() && v.as_object()->callable();
+    if (th == H("escaped")) return false;
+    if (th == H("odd") || th == H("even")) {
       Value r = arith("%", v, Value::integer(2));
-      return py_equal(r, Value::integer(t == "odd" ? 1 : 0));
+      return py_equal(r, Value::integer(th == H("odd") ? 1 : 0));
     }
-    if (t == "divisibleby") return py_equal(arith("%", v, a.get(0, "num")), Value::integer(0));
-    if (t == "eq" || t == "equalto" || t == "==") return compare_op("==", v, arg());
-    if (t == "ne" || t == "!=") return compare_op("!=", v, arg());
-    if (t == "lt" || t == "lessthan" || t == "<") return compare_op("<", v, arg());
-    if (t == "le" || t == "<=") return compare_op("<=", v, arg());
-    if (t == "gt" || t == "greaterthan" || t == ">") return compare_op(">", v, arg());
-    if (t == "ge" || t == ">=") return compare_op(">=", v, arg());
-    if (t == "in") return contains(a.get(0, "seq"), v);
-    if (t == "sameas") {
+    if (th == H("divisibleby")) return py_equal(arith("%", v, a.get(0, "num")), Value::integer(0));
+    if (th == H("eq") || th == H("equalto") || th == H("==")) return compare_op("==", v, arg());
+    if (th == H("ne") || th == H("!=")) return compare_op("!=", v, arg());
+    if (th == H("lt") || th == H("lessthan") || th == H("<")) return compare_op("<", v, arg());
+    if (th == H("le") || th == H("<=")) return compare_op("<=", v, arg());
+    if (th == H("gt") || th == H("greaterthan") || th == H(">")) return compare_op(">", v, arg());
+    if (th == H("ge") || th == H(">=")) return compare_op(">=", v, arg());
+    if (th == H("in")) return contains(a.get(0, "seq"), v);
+    if (th == H("sameas")) {
       Value o = arg();
       if (v.kind() != o.kind()) return false;
       if (v.is_none() || v.is_undefined()) return v.is_none();
@@ -1923,14 +1935,14 @@ class Interpreter {
       if (v.is_object()) return v.as_object() == o.as_object();
       return false;
     }
-    if (t == "lower" || t == "upper") {
+    if (th == H("lower") || th == H("upper")) {
       // str(value).islower(): a generator's repr "<generator object ... at 0x...>" is lower case.
-      if (v.is_list() && v.as_list().lazy) return t == "lower";
+      if (v.is_list() && v.as_list().lazy) return th == H("lower");
       std::string s = py_str(v);
-      return s == map_case(s, t == "upper") && s != map_case(s, t != "upper");
+      return s == map_case(s, th == H("upper")) && s != map_case(s, t != "upper");
     }
-    if (t == "filter") return v.is_string() && has_filter(v.as_string());
-    if (t == "test") return v.is_string() && has_test(v.as_string());
+    if (th == H("filter")) return v.is_string() && has_filter(v.as_string());
+    if (th == H("test")) return v.is_string() && has_test(v.as_string());
     type_error("test '" + t + "' is not implemented");
   }
 
