@@ -61,11 +61,30 @@ LayerNormImpl::LayerNormImpl(std::int64_t dim, double eps) : eps_(eps) {
 }
 
 torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
+  if (x.scalar_type() == torch::kHalf && x.device().is_cpu()) {  // no float16 kernel on the CPU in libtorch 1.13
+    return torch::layer_norm(x.to(torch::kFloat), {weight.size(0)}, weight.to(torch::kFloat), bias.to(torch::kFloat),
+                             eps_)
+        .to(torch::kHalf);
+  }
   return torch::layer_norm(x, {weight.size(0)}, weight, bias, eps_);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+static Activation half_safe(Activation f) {
+  // Some activations lack float16 CPU kernels in libtorch 1.13: compute those in float32, round once.
+  return [f](const torch::Tensor& x) {
+    if (x.scalar_type() == torch::kHalf && x.device().is_cpu()) return f(x.to(torch::kFloat)).to(torch::kHalf);
+    return f(x);
+  };
+}
+
+static Activation activation_kernel(const std::string& name, const std::string& where);
+
 Activation activation_by_name(const std::string& name, const std::string& where) {
+  return half_safe(activation_kernel(name, where));
+}
+
+static Activation activation_kernel(const std::string& name, const std::string& where) {
   if (name == "silu" || name == "swish") return [](const torch::Tensor& x) { return torch::silu(x); };
   if (name == "gelu") return [](const torch::Tensor& x) { return torch::gelu(x); };
   if (name == "gelu_pytorch_tanh") return [](const torch::Tensor& x) { return torch::gelu(x, "tanh"); };
@@ -233,7 +252,7 @@ torch::Tensor causal_mask(const torch::Tensor& attention_mask, std::int64_t batc
   return mask.masked_fill(allowed.unsqueeze(1).logical_not(), lowest_of(dtype));
 }
 
-torch::Tensor matmul(const torch::Tensor& a, const torch::Tensor& b) {
+torch::Tensor half_safe_matmul(const torch::Tensor& a, const torch::Tensor& b) {
   if (a.scalar_type() == torch::kHalf && a.device().is_cpu()) {
     return torch::matmul(a.to(torch::kFloat), b.to(torch::kFloat)).to(torch::kHalf);
   }
@@ -249,10 +268,10 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
     return t.unsqueeze(2).expand({t.size(0), kv_heads, rep, t.size(2), t.size(3)}).reshape(
         {t.size(0), heads, t.size(2), t.size(3)});
   };
-  auto weights = matmul(q, expand(k).transpose(2, 3)) * scale;
+  auto weights = half_safe_matmul(q, expand(k).transpose(2, 3)) * scale;
   if (mask.defined()) weights = weights + mask;
   weights = torch::softmax(weights, -1, torch::kFloat).to(q.scalar_type());
-  auto out = matmul(weights, expand(v));  // [B, H, L, D]
+  auto out = half_safe_matmul(weights, expand(v));  // [B, H, L, D]
   return out.transpose(1, 2).reshape({q.size(0), q.size(2), heads * q.size(3)});
 }
 

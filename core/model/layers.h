@@ -143,7 +143,7 @@ torch::Tensor causal_mask(const torch::Tensor& attention_mask, std::int64_t batc
                           std::int64_t past, torch::ScalarType dtype, torch::Device device);
 
 // torch::matmul, except that float16 on the CPU (which libtorch 1.13 lacks) computes in float32 and rounds once.
-torch::Tensor matmul(const torch::Tensor& a, const torch::Tensor& b);
+torch::Tensor half_safe_matmul(const torch::Tensor& a, const torch::Tensor& b);
 
 // softmax(q k^T * scale + mask) v with softmax in float32; q [B, H, L, D], k/v [B, H_kv, S, D] (GQA: H_kv divides
 // H). Returns [B, L, H * D].

@@ -316,7 +316,8 @@ struct MergerImpl : torch::nn::Module {
     fc0 = mlp->register_module("0", Projection(merged_dim, merged_dim, true));
     fc2 = mlp->register_module("2", Projection(merged_dim, c.out_hidden_size, true));
   }
-  torch::Tensor forward(const torch::Tensor& x) { return fc2(torch::gelu(fc0(ln_q(x).view({-1, merged_dim})))); }
+  torch::Tensor forward(const torch::Tensor& x) { return fc2(gelu(fc0(ln_q(x).view({-1, merged_dim})))); }
+  Activation gelu = activation_by_name("gelu", "merger");
 };
 TORCH_MODULE(Merger);
 
@@ -368,7 +369,7 @@ struct VisionTowerImpl : torch::nn::Module {
                                             "] for image_grid_thw (patches x C*T*P*P)");
     }
     auto weight = patch_embed->weight;
-    auto x = matmul(pixel_values.to(weight.device(), weight.scalar_type()), weight.view({weight.size(0), -1}).t());
+    auto x = half_safe_matmul(pixel_values.to(weight.device(), weight.scalar_type()), weight.view({weight.size(0), -1}).t());
     auto rope = vision_rotary_cos_sin(grid, c.embed_dim / c.num_heads, c.spatial_merge_size, c.rope_theta);
     rope.cos = rope.cos.to(x.device());
     rope.sin = rope.sin.to(x.device());

@@ -1,0 +1,135 @@
+// Times vlmrt's model forward, the native half of tools/bench/bench_model.py (which times transformers on the same
+// checkpoint in the same run and prints the ratios):
+//  - prefill of one prompt (text, plus one image of --grid-h x --grid-w patches when the model has a vision tower),
+//  - decode steps of one token through the KV cache,
+//  - the KV cache itself: vlmrt's preallocated buffer against re-concatenating the past at every step.
+//
+//   bench_model --model DIR [--prompt N] [--grid-h N] [--grid-w N] [--steps N] [--iters N] [--threads N]
+//               [--dtype float32|bfloat16]
+//
+// Prints one JSON line.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "model/layers.h"
+#include "model/registry.h"
+
+namespace {
+
+[[noreturn]] void usage(const std::string& message) {
+  std::fprintf(stderr,
+               "%s\nusage: bench_model --model DIR [--prompt N] [--grid-h N] [--grid-w N] [--steps N] [--iters N] "
+               "[--threads N] [--dtype float32|bfloat16]\n",
+               message.c_str());
+  std::exit(2);
+}
+
+double now_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string model_dir, dtype_name = "float32";
+  long prompt = 128, grid_h = 16, grid_w = 16, steps = 32, iters = 5, threads = 0;
+  for (int i = 1; i < argc; i += 2) {
+    const std::string arg = argv[i];
+    if (i + 1 >= argc) usage("missing value after " + arg);
+    const std::string value = argv[i + 1];
+    if (arg == "--model") model_dir = value;
+    else if (arg == "--dtype") dtype_name = value;
+    else if (arg == "--prompt") prompt = std::stol(value);
+    else if (arg == "--grid-h") grid_h = std::stol(value);
+    else if (arg == "--grid-w") grid_w = std::stol(value);
+    else if (arg == "--steps") steps = std::stol(value);
+    else if (arg == "--iters") iters = std::stol(value);
+    else if (arg == "--threads") threads = std::stol(value);
+    else usage("unknown option " + arg);
+  }
+  if (model_dir.empty()) usage("--model is required");
+  try {
+    if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
+    vlm::LoadOptions options;
+    options.dtype = vlm::parse_model_dtype(dtype_name);
+    const double load_start = now_ms();
+    auto model = vlm::load_model(model_dir, options);
+    const double load_ms = now_ms() - load_start;
+    const auto& info = model->info();
+    torch::manual_seed(0);
+
+    // Prompt: text, then (vision models) <image tokens>, then text, `prompt` tokens in all.
+    std::vector<std::int64_t> ids;
+    vlm::ForwardInputs prefill;
+    const long image_tokens = info.image_token_id >= 0 ? grid_h * grid_w / 4 : 0;
+    if (prompt <= image_tokens + 2) usage("--prompt must exceed the image's tokens + 2");
+    const long head = (prompt - image_tokens) / 2;
+    for (long i = 0; i < prompt; ++i) {
+      const bool image = i >= head && i < head + image_tokens;
+      ids.push_back(image ? info.image_token_id : 3 + (i * 7919) % 200);
+    }
+    prefill.input_ids = torch::tensor(ids).unsqueeze(0);
+    if (image_tokens > 0) {
+      prefill.vision.image_grid_thw = torch::tensor(std::vector<std::int64_t>{1, grid_h, grid_w}).unsqueeze(0);
+      prefill.vision.pixel_values = torch::randn({grid_h * grid_w, 3 * 2 * 14 * 14});
+    }
+
+    std::vector<double> prefill_ms, step_ms;
+    for (long it = 0; it < iters + 1; ++it) {  // the first iteration warms up
+      auto state = model->new_state(1);
+      double t0 = now_ms();
+      auto logits = model->forward(prefill, state.get());
+      if (it > 0) prefill_ms.push_back(now_ms() - t0);
+      auto next = logits.select(1, logits.size(1) - 1).argmax(-1).unsqueeze(1);
+      for (long s = 0; s < steps; ++s) {
+        vlm::ForwardInputs step;
+        step.input_ids = next;
+        step.all_logits = false;
+        t0 = now_ms();
+        auto out = model->forward(step, state.get());
+        if (it > 0) step_ms.push_back(now_ms() - t0);
+        next = out.select(1, 0).argmax(-1).unsqueeze(1);
+      }
+    }
+
+    // KV cache strategies on this model's shapes: append into vlmrt's buffer vs torch::cat of the whole past.
+    const long kv_steps = 512;
+    auto k = torch::randn({1, 4, 1, 64}), v = torch::randn({1, 4, 1, 64});
+    double t0 = now_ms();
+    vlm::KVCache cache(1);
+    cache.append(0, torch::randn({1, 4, prompt, 64}), torch::randn({1, 4, prompt, 64}));
+    for (long s = 0; s < kv_steps; ++s) cache.append(0, k, v);
+    const double buffer_ms = now_ms() - t0;
+    t0 = now_ms();
+    auto ck = torch::randn({1, 4, prompt, 64}), cv = torch::randn({1, 4, prompt, 64});
+    for (long s = 0; s < kv_steps; ++s) {
+      ck = torch::cat({ck, k}, 2);
+      cv = torch::cat({cv, v}, 2);
+    }
+    const double concat_ms = now_ms() - t0;
+
+    std::printf(
+        "{\"family\": \"%s\", \"dtype\": \"%s\", \"threads\": %d, \"prompt\": %ld, \"image_tokens\": %ld, "
+        "\"load_ms\": %.2f, \"prefill_ms_median\": %.3f, \"prefill_ms_min\": %.3f, \"decode_step_ms_median\": %.3f, "
+        "\"decode_steps\": %zu, \"kv_append_512_buffer_ms\": %.3f, \"kv_append_512_concat_ms\": %.3f}\n",
+        info.family.c_str(), dtype_name.c_str(), torch::get_num_threads(), prompt, image_tokens, load_ms,
+        median(prefill_ms), *std::min_element(prefill_ms.begin(), prefill_ms.end()), median(step_ms), step_ms.size(),
+        buffer_ms, concat_ms);
+  } catch (const vlm::Error& e) {
+    std::fprintf(stderr, "bench_model: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
