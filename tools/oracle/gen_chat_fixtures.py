@@ -486,7 +486,17 @@ def checkpoints():
         tok = AutoTokenizer.from_pretrained(tmp)
         expected[folder] = {"chat_template": tok.chat_template, "special_tokens": tok.special_tokens_map}
     shutil.rmtree(tmp, ignore_errors=True)
-    expected["legacy_json"] = {"chat_template": LLAVA, "note": "processor: chat_template.json is read before chat_template.jinja (processing_utils.py)"}
+    # The processor side: save a real LlavaProcessor, drop the legacy_json folder's template files in, load it back.
+    from transformers import CLIPImageProcessor, LlavaProcessor
+    shutil.rmtree(tmp, ignore_errors=True)
+    LlavaProcessor(image_processor=CLIPImageProcessor(), tokenizer=load_tokenizer("llama2"), patch_size=14,
+                   vision_feature_select_strategy="default").save_pretrained(tmp)
+    for name in ("chat_template.json", "chat_template.jinja"):
+        shutil.copy(os.path.join(base, "legacy_json", name), tmp)
+    loaded = LlavaProcessor.from_pretrained(tmp).chat_template
+    shutil.rmtree(tmp, ignore_errors=True)
+    expected["legacy_json"] = {"chat_template": loaded,
+                               "note": "LlavaProcessor.from_pretrained: chat_template.json is read before chat_template.jinja"}
     for model_type, template in (("qwen2_vl", QWEN2_VL), ("qwen2_5_vl", QWEN2_5_VL), ("llava", LLAVA), ("blip_2", BLIP2)):
         expected["default_" + model_type] = {"chat_template": template, "note": "family default"}
     write_json(os.path.join(base, "expected.json"), expected)
