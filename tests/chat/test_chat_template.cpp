@@ -64,6 +64,14 @@ TEST_CASE("load_chat_template follows transformers' file order") {
     CHECK(e.code() == vlm::ErrorCode::not_found);
     CHECK(std::string(e.what()).find("tool_use") != std::string::npos);
   }
+  SUBCASE("chat_template.jinja with additional_chat_templates/*.jinja") {
+    auto set = vlm::chat::load_chat_template(fixture("checkpoints/additional_templates"));
+    const auto& named = expected["additional_templates"]["chat_template"];
+    REQUIRE(named.is_object());
+    CHECK(set.named.size() == named.size());
+    for (auto it = named.begin(); it != named.end(); ++it) CHECK(set.get(it.key()) == it.value().get<std::string>());
+    CHECK(set.default_template == named["default"].get<std::string>());
+  }
   SUBCASE("family defaults by model_type when there is no template") {
     for (const char* name : {"qwen2_vl", "qwen2_5_vl", "llava", "blip_2"}) {
       CAPTURE(name);

@@ -466,6 +466,10 @@ def checkpoints():
     write_json(os.path.join(base, "named_templates", "tokenizer_config.json"),
                tok_config(llama_config, [{"name": "default", "template": "DEFAULT {{ messages|length }}"},
                                          {"name": "tool_use", "template": "TOOLS {{ tools|length }}"}]))
+    # chat_template.jinja plus additional_chat_templates/*.jinja: named templates.
+    write_json(os.path.join(base, "additional_templates", "tokenizer_config.json"), tok_config(llama_config, "IGNORED CONFIG"))
+    write(os.path.join(base, "additional_templates", "chat_template.jinja"), "MAIN {{ messages|length }}")
+    write(os.path.join(base, "additional_templates", "additional_chat_templates", "tool_use.jinja"), "TOOL {{ tools|length }}")
     # No template: family defaults by model_type.
     for model_type in ("qwen2_vl", "qwen2_5_vl", "llava", "blip-2"):
         folder = os.path.join(base, "default_" + model_type.replace("-", "_"))
@@ -479,7 +483,7 @@ def checkpoints():
     expected = {}
     tmp = os.path.join(OUT, "_tmp_tok")
     for folder, vocab in (("qwen3_tokenizer_config", "qwen3"), ("jinja_over_config", "llama2"), ("named_templates", "llama2"),
-                          ("llama2_no_template", "llama2")):
+                          ("llama2_no_template", "llama2"), ("additional_templates", "llama2")):
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(os.path.join(base, folder), tmp)
         shutil.copy(os.path.join(SHARED, vocab, "tokenizer.json"), tmp)
