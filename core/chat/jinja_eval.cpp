@@ -191,19 +191,55 @@ std::string require_string(const Value& v, const char* what) {
 
 using CodePoints = std::vector<std::uint32_t>;
 
-std::string map_case(const std::string& s, bool upper) {
-  std::string out;
-  for (std::uint32_t cp : utf8_decode(s)) {
-    auto m = upper ? utf8proc_toupper(static_cast<utf8proc_int32_t>(cp))
-                   : utf8proc_tolower(static_cast<utf8proc_int32_t>(cp));
-    utf8_append(out, static_cast<std::uint32_t>(m));
-  }
-  return out;
-}
-
 bool is_cased(std::uint32_t cp) {
   auto c = utf8proc_category(static_cast<utf8proc_int32_t>(cp));
   return c == UTF8PROC_CATEGORY_LU || c == UTF8PROC_CATEGORY_LL || c == UTF8PROC_CATEGORY_LT;
+}
+
+// Python's str.upper()/lower() use Unicode's full case mappings; utf8proc gives the simple ones. These are the
+// unconditional one-to-many mappings of SpecialCasing.txt that occur in ordinary text, plus the final-sigma rule.
+const char* full_upper(std::uint32_t cp) {
+  switch (cp) {
+    case 0xDF: return "SS";
+    case 0x149: return "\u02BCN";
+    case 0x1F0: return "J\u030C";
+    case 0x587: return "\u0535\u0552";
+    case 0xFB00: return "FF";
+    case 0xFB01: return "FI";
+    case 0xFB02: return "FL";
+    case 0xFB03: return "FFI";
+    case 0xFB04: return "FFL";
+    case 0xFB05: case 0xFB06: return "ST";
+    default: return nullptr;
+  }
+}
+
+std::string map_case(const std::string& s, bool upper) {
+  std::string out;
+  auto cps = utf8_decode(s);
+  for (std::size_t i = 0; i < cps.size(); ++i) {
+    std::uint32_t cp = cps[i];
+    if (upper) {
+      if (const char* full = full_upper(cp)) {
+        out += full;
+        continue;
+      }
+      utf8_append(out, static_cast<std::uint32_t>(utf8proc_toupper(static_cast<utf8proc_int32_t>(cp))));
+      continue;
+    }
+    if (cp == 0x130) {  // İ -> i + combining dot above
+      out += "i\u0307";
+      continue;
+    }
+    if (cp == 0x3A3) {  // Σ: final form after a cased letter when no cased letter follows
+      bool before = i > 0 && is_cased(cps[i - 1]);
+      bool after = i + 1 < cps.size() && is_cased(cps[i + 1]);
+      utf8_append(out, before && !after ? 0x3C2 : 0x3C3);
+      continue;
+    }
+    utf8_append(out, static_cast<std::uint32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(cp))));
+  }
+  return out;
 }
 
 std::string py_title(const std::string& s) {
