@@ -68,11 +68,11 @@ def main():
                 prefill_ms.append((time.perf_counter() - t0) * 1e3)
             cache = out.past_key_values
             nxt = out.logits[:, -1].argmax(-1, keepdim=True)
-            mask = kwargs["attention_mask"]
             for _ in range(args.steps):
-                mask = torch.cat([mask, torch.ones_like(nxt)], 1)
+                # No mask on decode steps (no padding): the model then places the token at past + rope_deltas;
+                # a full-length mask outside generate() would make it compute positions for every column.
                 t0 = time.perf_counter()
-                out = model(input_ids=nxt, attention_mask=mask, past_key_values=cache, use_cache=True)
+                out = model(input_ids=nxt, past_key_values=cache, use_cache=True)
                 if it:
                     step_ms.append((time.perf_counter() - t0) * 1e3)
                 cache = out.past_key_values
