@@ -514,6 +514,8 @@ Value arith(const std::string& op, const Value& a, const Value& b) {
   auto unsupported_operands = [&]() -> Value {
     type_error("unsupported operand type(s) for " + op + ": '" + a.type_name() + "' and '" + b.type_name() + "'");
   };
+  // Generators support no arithmetic.
+  if ((a.is_list() && a.as_list().lazy) || (b.is_list() && b.as_list().lazy)) return unsupported_operands();
   if (a.is_number() && b.is_number()) {
     bool floating = a.is_float() || b.is_float();
     // Python integers do not overflow; vlmrt's are 64-bit, so an overflow is an error rather than a wrong number.

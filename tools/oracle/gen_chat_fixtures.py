@@ -233,6 +233,7 @@ INTERPRETER += [
     ("fuzz_error_generator_last", "{{ [1]|select|last }}", {}),
     ("fuzz_error_deferred_on_use", "{% set g = 5|select('odd') %}ok{{ g|list }}", {}),
     ("fuzz_error_in_lazy_items", "{{ 'x' in 5|items }}", {}),
+    ("fuzz_error_generator_arithmetic", "{{ missing|items * 10 }}", {}),
     ("full_case_mappings", "{{ 'straße'|upper }} {{ 'ﬁne ﬂow'.upper() }} {{ 'ΟΔΟΣ ΣΑΣ Σ'|lower }} {{ 'İx'.lower() }} {{ 'ΣΑΣ.'.lower() }} {{ 'maße'.title() }} {{ 'ǰ'.upper() }}", {}),
     ("fuzz_error_test_extra_argument", "{{ 2 is mapping not in {'k': 'v'} }}", {}),
     ("fuzz_error_tojson_dict_view", "{{ d.values()|tojson }}", {"d": {"a": 1}}),
