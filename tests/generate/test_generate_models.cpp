@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "generate/generate.h"
+#include "base/fs.h"
 #include "io/checkpoint.h"
 #include "model/registry.h"
 #include "tensor/tensor_io.h"
@@ -113,4 +114,43 @@ TEST_CASE("generate() over the real models equals transformers' generate()") {
     }
   }
   CHECK(compared >= 40);
+}
+
+TEST_CASE("continuation log-likelihoods equal those computed from transformers' logits") {
+  int checked = 0;
+  for (std::string model_name : {"qwen2_vl_gqa_tied_hub", "qwen2_5_vl_window_untied", "qwen2_tied"}) {
+    auto model = load_model(vlm::test::fixture("model/" + model_name));
+    for (std::string case_name : {"one_image", "two_images", "no_image", "single"}) {
+      const std::string path = vlm::test::fixture("model/" + model_name + "/cases/" + case_name + ".safetensors");
+      if (!is_regular_file(path)) continue;
+      CAPTURE(model_name);
+      CAPTURE(case_name);
+      auto ckpt = Checkpoint::open(path);
+      torch::Tensor ids = load_tensor(*ckpt, "input_ids")[0];
+      torch::Tensor reference = torch::log_softmax(load_tensor(*ckpt, "logits")[0].to(torch::kFloat64), -1);
+      VisionInputs vision;
+      if (ckpt->contains("pixel_values")) {
+        vision.pixel_values = load_tensor(*ckpt, "pixel_values").clone();
+        vision.image_grid_thw = load_tensor(*ckpt, "image_grid_thw").clone();
+      }
+      // Score the last 4 tokens as the continuation of everything before them (images stay in the prompt).
+      const std::int64_t n = ids.size(0), k = n - 4;
+      std::vector<std::int64_t> all(ids.data_ptr<std::int64_t>(), ids.data_ptr<std::int64_t>() + n);
+      std::vector<std::int64_t> prompt(all.begin(), all.begin() + k), continuation(all.begin() + k, all.end());
+      ContinuationScore s = score_continuation(*model, prompt, continuation, vision);
+      REQUIRE(s.token_logprobs.size() == 4);
+      double sum = 0;
+      bool greedy = true;
+      for (std::int64_t i = 0; i < 4; ++i) {
+        const double expected = reference[k - 1 + i][continuation[i]].item<double>();
+        CHECK(std::abs(s.token_logprobs[i] - expected) <= 1e-4);
+        sum += expected;
+        greedy = greedy && reference[k - 1 + i].argmax().item<std::int64_t>() == continuation[i];
+      }
+      CHECK(std::abs(s.sum - sum) <= 4e-4);
+      CHECK(s.is_greedy == greedy);
+      ++checked;
+    }
+  }
+  CHECK(checked >= 7);
 }
