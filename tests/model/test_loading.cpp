@@ -8,6 +8,7 @@
 
 #include "io/checkpoint.h"
 #include "model/layers.h"
+#include "model/qwen2_vl.h"
 #include "model/registry.h"
 #include "model/weights.h"
 #include "model_fixture.h"
@@ -175,4 +176,52 @@ TEST_CASE("load_weights keeps matching float32 tensors as views of the mapped fi
   CHECK((converted.proj->weight.scalar_type() == torch::kBFloat16));
   CHECK(converted.proj->weight.data_ptr() != load_tensor(*checkpoint, "proj.weight").data_ptr());
   CHECK(converted.proj->bias[0].item<float>() == 1.f);
+}
+
+TEST_CASE("Hub-style config.json of the released checkpoints parses (flat LM keys, in_chans, rope_scaling mrope)") {
+  TempDir dir;
+  // The shape of Qwen/Qwen2-VL-2B-Instruct's config.json (values as published on the Hub).
+  write_bytes(dir.file("qwen2_vl/config.json"), R"({
+    "architectures": ["Qwen2VLForConditionalGeneration"], "model_type": "qwen2_vl", "torch_dtype": "bfloat16",
+    "bos_token_id": 151643, "eos_token_id": 151645, "vision_start_token_id": 151652, "vision_end_token_id": 151653,
+    "vision_token_id": 151654, "image_token_id": 151655, "video_token_id": 151656, "hidden_act": "silu",
+    "hidden_size": 1536, "initializer_range": 0.02, "intermediate_size": 8960, "max_position_embeddings": 32768,
+    "max_window_layers": 28, "num_attention_heads": 12, "num_hidden_layers": 28, "num_key_value_heads": 2,
+    "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "sliding_window": 32768, "tie_word_embeddings": true,
+    "use_cache": true, "use_sliding_window": false,
+    "vision_config": {"depth": 32, "embed_dim": 1280, "mlp_ratio": 4, "num_heads": 16, "in_chans": 3,
+                      "hidden_size": 1536, "patch_size": 14, "spatial_merge_size": 2, "spatial_patch_size": 14,
+                      "temporal_patch_size": 2},
+    "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]}, "vocab_size": 151936})");
+  auto c = QwenVLConfig::parse(ModelConfig::load(dir.file("qwen2_vl/config.json")));
+  CHECK(c.text.hidden_size == 1536);
+  CHECK(c.text.head_dim == 128);
+  CHECK(c.text.num_kv_heads == 2);
+  CHECK(c.rope_theta == 1e6);
+  CHECK(c.mrope_section == std::vector<std::int64_t>{16, 24, 24});
+  CHECK(c.vision.embed_dim == 1280);
+  CHECK(c.vision.mlp_hidden == 5120);
+  CHECK(c.vision.hidden_act == "quick_gelu");
+  CHECK(c.vision.in_channels == 3);
+  CHECK(c.tie_word_embeddings);
+  CHECK(c.eos_token_ids == std::vector<std::int64_t>{151645});
+
+  // The shape of Qwen/Qwen2.5-VL-3B-Instruct's config.json.
+  write_bytes(dir.file("qwen2_5_vl/config.json"), R"({
+    "architectures": ["Qwen2_5_VLForConditionalGeneration"], "model_type": "qwen2_5_vl", "hidden_size": 2048,
+    "intermediate_size": 11008, "num_attention_heads": 16, "num_hidden_layers": 36, "num_key_value_heads": 2,
+    "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "tie_word_embeddings": true, "vocab_size": 151936,
+    "use_sliding_window": false, "eos_token_id": 151645, "image_token_id": 151655,
+    "vision_config": {"depth": 32, "hidden_act": "silu", "hidden_size": 1280, "intermediate_size": 3420,
+                      "num_heads": 16, "in_chans": 3, "out_hidden_size": 2048, "patch_size": 14,
+                      "spatial_merge_size": 2, "spatial_patch_size": 14, "window_size": 112,
+                      "fullatt_block_indexes": [7, 15, 23, 31], "tokens_per_second": 2, "temporal_patch_size": 2},
+    "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]}})");
+  auto c25 = QwenVLConfig::parse(ModelConfig::load(dir.file("qwen2_5_vl/config.json")));
+  CHECK(c25.vision.window_attention);
+  CHECK(c25.vision.embed_dim == 1280);
+  CHECK(c25.vision.out_hidden_size == 2048);
+  CHECK(c25.vision.mlp_hidden == 3420);
+  CHECK(c25.vision.fullatt_block_indexes == std::vector<std::int64_t>{7, 15, 23, 31});
+  CHECK(c25.text.head_dim == 128);
 }
