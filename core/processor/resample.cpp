@@ -128,17 +128,52 @@ inline std::uint8_t clip8(std::int32_t v) {
 constexpr int kDirectHorizontalTaps = 13;
 
 // The hot loops. Integer sums are exact, so accumulating whole rows at a time (which vectorises) gives the same
-// bytes as Pillow's tap-by-tap order; the AVX2 clone is picked at load time where the CPU has it.
-[[gnu::target_clones("avx2", "default")]] void accumulate_row(std::int32_t* acc, const std::uint8_t* src,
-                                                               std::int32_t weight, std::size_t n) {
+// bytes as Pillow's tap-by-tap order. An AVX2 build of each is chosen at run time where the CPU has it (by hand
+// rather than with target_clones: ifunc resolvers run before the ThreadSanitizer runtime and crash it).
+#define VLM_ACCUMULATE_ROW_BODY \
   for (std::size_t i = 0; i < n; ++i) acc[i] += src[i] * weight;
+#define VLM_CLIP_ROW_BODY                                                                 \
+  for (std::size_t i = 0; i < n; ++i) {                                                   \
+    const std::int32_t s = acc[i] >> kPrecisionBits; /* arithmetic shift, as in clip8 */ \
+    dst[i] = static_cast<std::uint8_t>(s < 0 ? 0 : (s > 255 ? 255 : s));                  \
+  }
+
+using AccumulateRowFn = void (*)(std::int32_t*, const std::uint8_t*, std::int32_t, std::size_t);
+using ClipRowFn = void (*)(const std::int32_t*, std::uint8_t*, std::size_t);
+
+void accumulate_row_generic(std::int32_t* acc, const std::uint8_t* src, std::int32_t weight, std::size_t n) {
+  VLM_ACCUMULATE_ROW_BODY
+}
+void clip_row_generic(const std::int32_t* acc, std::uint8_t* dst, std::size_t n) { VLM_CLIP_ROW_BODY }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+[[gnu::target("avx2")]] void accumulate_row_avx2(std::int32_t* acc, const std::uint8_t* src, std::int32_t weight,
+                                                 std::size_t n) {
+  VLM_ACCUMULATE_ROW_BODY
+}
+[[gnu::target("avx2")]] void clip_row_avx2(const std::int32_t* acc, std::uint8_t* dst, std::size_t n) {
+  VLM_CLIP_ROW_BODY
+}
+bool cpu_has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2");
+}
+#else
+constexpr AccumulateRowFn accumulate_row_avx2 = accumulate_row_generic;
+constexpr ClipRowFn clip_row_avx2 = clip_row_generic;
+bool cpu_has_avx2() { return false; }
+#endif
+#undef VLM_ACCUMULATE_ROW_BODY
+#undef VLM_CLIP_ROW_BODY
+
+void accumulate_row(std::int32_t* acc, const std::uint8_t* src, std::int32_t weight, std::size_t n) {
+  static const AccumulateRowFn fn = cpu_has_avx2() ? accumulate_row_avx2 : accumulate_row_generic;
+  fn(acc, src, weight, n);
 }
 
-[[gnu::target_clones("avx2", "default")]] void clip_row(const std::int32_t* acc, std::uint8_t* dst, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::int32_t s = acc[i] >> kPrecisionBits;  // arithmetic shift, as in Pillow's clip8
-    dst[i] = static_cast<std::uint8_t>(s < 0 ? 0 : (s > 255 ? 255 : s));
-  }
+void clip_row(const std::int32_t* acc, std::uint8_t* dst, std::size_t n) {
+  static const ClipRowFn fn = cpu_has_avx2() ? clip_row_avx2 : clip_row_generic;
+  fn(acc, dst, n);
 }
 
 // One resampling pass along the rows of `in` (rows `stride` bytes apart; row r is input index row_offset + r):
