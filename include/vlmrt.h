@@ -159,6 +159,87 @@ VLM_API vlm_status vlm_image_decode(const void *data, size_t size, const vlm_ima
                                     vlm_image **out_image);
 VLM_API void vlm_image_free(vlm_image *image);
 
+/* ------------------------------------------------------------------------------------------------------ */
+/* Sessions: a loaded model with its tokenizer, chat template and image processor                         */
+/* ------------------------------------------------------------------------------------------------------ */
+
+/* A session owns one loaded checkpoint. Thread rules: calls on one session are serialised by the caller
+** (one call at a time); different sessions may be used from different threads at once; vlm_session_cancel
+** may be called from any thread at any time. Supported families for generation in this version: Qwen2-VL,
+** Qwen2.5-VL, and Qwen2 / Llama-style text-only causal LMs. */
+typedef struct vlm_session vlm_session;
+
+typedef struct vlm_session_options {
+  size_t struct_size;
+  /* A model folder, or a Hugging Face id ("Org/Name[@revision]") in the offline cache. Required. */
+  const char *model;
+  /* "cpu" (default), "cuda" or "cuda:N". */
+  const char *device;
+  /* "float32" (default), "bfloat16" or "float16". */
+  const char *dtype;
+  /* Qwen2-VL pixel budget per image; 0 keeps preprocessor_config.json's value. min = max = 224*224 is the
+  ** fixed 224x224 mode. */
+  uint64_t min_pixels;
+  uint64_t max_pixels;
+  /* Threads for image preprocessing; 0 uses every available CPU. */
+  int num_threads;
+} vlm_session_options;
+
+VLM_API void vlm_session_options_init(vlm_session_options *options);
+VLM_API vlm_status vlm_session_create(const vlm_session_options *options, vlm_session **out_session);
+/* Frees the session. Accepts NULL. */
+VLM_API void vlm_session_free(vlm_session *session);
+/* Asks a running vlm_generate on `session` to stop after the current step; its results are then marked
+** "cancelled". Safe from any thread. Clears itself when the next vlm_generate starts. */
+VLM_API void vlm_session_cancel(vlm_session *session);
+
+/* One prompt: a user message (text plus images, the images placed before the text) and an optional system
+** message, formatted with the checkpoint's chat template. */
+typedef struct vlm_prompt {
+  const char *text;
+  const char *system_message;     /* NULL: the template's default */
+  const char *const *image_paths; /* PNG or JPEG files */
+  size_t num_images;
+} vlm_prompt;
+
+/* Called for every new token of every prompt (greedy and sampling; for beam search once per token of the
+** final sequences). Return 0 to stop generating. */
+typedef int (*vlm_token_callback)(size_t prompt_index, int64_t token, void *user_data);
+
+typedef struct vlm_generation_options {
+  size_t struct_size;
+  /* Negative or zero values mean "unset": the checkpoint's generation_config.json, then transformers'
+  ** defaults, apply. */
+  int max_new_tokens;
+  int min_new_tokens;
+  int num_beams;
+  int top_k;
+  double temperature;
+  double top_p;
+  double repetition_penalty;
+  double length_penalty;
+  /* -1 unset, 0 greedy/beam search, 1 sampling. */
+  int do_sample;
+  uint64_t seed;
+  vlm_token_callback on_token;
+  void *user_data;
+} vlm_generation_options;
+
+VLM_API void vlm_generation_options_init(vlm_generation_options *options);
+
+typedef struct vlm_generation {
+  char *text;            /* decoded with special tokens skipped */
+  int64_t *tokens;       /* the generated token ids, the EOS token included when one ended the text */
+  size_t num_tokens;
+  const char *finish_reason; /* "eos", "length", "stop_string" or "cancelled" (a constant string) */
+} vlm_generation;
+
+/* Generates a continuation for each of `num_prompts` prompts, batched. On success *out_results receives an
+** array of num_prompts results (free it with vlm_generations_free). `options` may be NULL. */
+VLM_API vlm_status vlm_generate(vlm_session *session, const vlm_prompt *prompts, size_t num_prompts,
+                                const vlm_generation_options *options, vlm_generation **out_results);
+VLM_API void vlm_generations_free(vlm_generation *results, size_t num_results);
+
 /* ---- Metrics (see the metrics section below) ---------------------------------------------------------- */
 /* VLM_METRICS_API_BEGIN */
 /* ------------------------------------------------------------------------------------------------------ */

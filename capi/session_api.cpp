@@ -1,0 +1,158 @@
+// C API: sessions and generation (include/vlmrt.h, "Sessions").
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/cuda.h>
+
+#include "capi_internal.h"
+#include "image/image.h"
+#include "model/registry.h"
+#include "session/session.h"
+
+struct vlm_session {
+  std::unique_ptr<vlm::Session> session;
+  std::atomic<bool> cancel{false};
+};
+
+using namespace vlm::capi;
+
+namespace {
+
+std::string or_default(const char* s, const char* fallback) { return s != nullptr && *s != '\0' ? s : fallback; }
+
+torch::Device parse_device(const std::string& name) {
+  if (name == "cpu") return torch::kCPU;
+  if (name.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available()) {
+      vlm::fail(vlm::ErrorCode::unsupported, "device \"" + name + "\" was requested but this build of libtorch has no CUDA device available");
+    }
+    return torch::Device(name);
+  }
+  vlm::fail(vlm::ErrorCode::invalid_argument, "device must be \"cpu\", \"cuda\" or \"cuda:N\", not \"" + name + "\"");
+}
+
+}  // namespace
+
+extern "C" {
+
+void vlm_session_options_init(vlm_session_options* options) {
+  if (options == nullptr) return;
+  std::memset(options, 0, sizeof *options);
+  options->struct_size = sizeof *options;
+}
+
+vlm_status vlm_session_create(const vlm_session_options* options, vlm_session** out_session) {
+  return guard([&] {
+    check_struct_size(options, sizeof *options, "options");
+    require(options->model, "options->model");
+    require(out_session, "out_session");
+    vlm::SessionOptions o;
+    o.model = options->model;
+    o.load.device = parse_device(or_default(options->device, "cpu"));
+    o.load.dtype = vlm::parse_model_dtype(or_default(options->dtype, "float32"));
+    if (options->min_pixels > 0) o.image.min_pixels = static_cast<std::int64_t>(options->min_pixels);
+    if (options->max_pixels > 0) o.image.max_pixels = static_cast<std::int64_t>(options->max_pixels);
+    o.image.num_threads = options->num_threads;
+    auto handle = std::make_unique<vlm_session>();
+    handle->session = vlm::Session::open(o);
+    *out_session = handle.release();
+  });
+}
+
+void vlm_session_free(vlm_session* session) { delete session; }
+
+void vlm_session_cancel(vlm_session* session) {
+  if (session != nullptr) session->cancel.store(true);
+}
+
+void vlm_generation_options_init(vlm_generation_options* options) {
+  if (options == nullptr) return;
+  std::memset(options, 0, sizeof *options);
+  options->struct_size = sizeof *options;
+  options->do_sample = -1;
+}
+
+vlm_status vlm_generate(vlm_session* session, const vlm_prompt* prompts, size_t num_prompts,
+                        const vlm_generation_options* options, vlm_generation** out_results) {
+  return guard([&] {
+    require(session, "session");
+    require(prompts, "prompts");
+    require(out_results, "out_results");
+    if (num_prompts == 0) vlm::fail(vlm::ErrorCode::invalid_argument, "num_prompts must be at least 1");
+    vlm::GenerationOptions g;
+    if (options != nullptr) {
+      check_struct_size(options, sizeof *options, "options");
+      if (options->max_new_tokens > 0) g.max_new_tokens = options->max_new_tokens;
+      if (options->min_new_tokens > 0) g.min_new_tokens = options->min_new_tokens;
+      if (options->num_beams > 0) g.num_beams = options->num_beams;
+      if (options->top_k > 0) g.top_k = options->top_k;
+      if (options->temperature > 0) g.temperature = options->temperature;
+      if (options->top_p > 0) g.top_p = options->top_p;
+      if (options->repetition_penalty > 0) g.repetition_penalty = options->repetition_penalty;
+      if (options->length_penalty != 0) g.length_penalty = options->length_penalty;
+      if (options->do_sample >= 0) g.do_sample = options->do_sample != 0;
+      g.seed = options->seed;
+      if (options->on_token != nullptr) {
+        vlm_token_callback callback = options->on_token;
+        void* user_data = options->user_data;
+        g.on_token = [callback, user_data](std::int64_t row, std::int64_t token) {
+          return callback(static_cast<size_t>(row), token, user_data) != 0;
+        };
+      }
+    }
+    std::vector<vlm::Conversation> conversations(num_prompts);
+    for (size_t i = 0; i < num_prompts; ++i) {
+      const vlm_prompt& p = prompts[i];
+      const std::string where = "prompts[" + std::to_string(i) + "]";
+      require(p.text, (where + ".text").c_str());
+      if (p.num_images > 0) require(p.image_paths, (where + ".image_paths").c_str());
+      auto& c = conversations[i];
+      if (p.system_message != nullptr) {
+        c.messages.push_back({{"role", "system"}, {"content", p.system_message}});
+      }
+      nlohmann::ordered_json content = nlohmann::ordered_json::array();
+      for (size_t k = 0; k < p.num_images; ++k) {
+        require(p.image_paths[k], (where + ".image_paths[" + std::to_string(k) + "]").c_str());
+        c.images.push_back(vlm::load_image(p.image_paths[k]));
+        content.push_back({{"type", "image"}});
+      }
+      content.push_back({{"type", "text"}, {"text", p.text}});
+      c.messages.push_back({{"role", "user"}, {"content", content}});
+    }
+    session->cancel.store(false);
+    g.cancel = &session->cancel;
+    std::vector<vlm::GeneratedText> generated = session->session->generate(conversations, g);
+
+    auto* results = static_cast<vlm_generation*>(std::calloc(num_prompts, sizeof(vlm_generation)));
+    if (results == nullptr) throw std::bad_alloc();
+    try {
+      for (size_t i = 0; i < num_prompts; ++i) {
+        results[i].text = copy_string(generated[i].text);
+        results[i].num_tokens = generated[i].tokens.size();
+        results[i].tokens = static_cast<int64_t*>(std::malloc((generated[i].tokens.size() + 1) * sizeof(int64_t)));
+        if (results[i].tokens == nullptr) throw std::bad_alloc();
+        std::copy(generated[i].tokens.begin(), generated[i].tokens.end(), results[i].tokens);
+        results[i].finish_reason = vlm::finish_reason_name(generated[i].finish_reason);
+      }
+    } catch (...) {
+      vlm_generations_free(results, num_prompts);
+      throw;
+    }
+    *out_results = results;
+  });
+}
+
+void vlm_generations_free(vlm_generation* results, size_t num_results) {
+  if (results == nullptr) return;
+  for (size_t i = 0; i < num_results; ++i) {
+    std::free(results[i].text);
+    std::free(results[i].tokens);
+  }
+  std::free(results);
+}
+
+}  // extern "C"

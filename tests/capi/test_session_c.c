@@ -1,0 +1,116 @@
+/* Sessions and generation through the public C API on the tiny Qwen2-VL checkpoint folder of
+** tests/fixtures/session (its expected tokens come from transformers' generate(), see cases.json "one_image"). */
+#include <stdio.h>
+#include <string.h>
+
+#include "vlmrt.h"
+
+static int passed = 0, failed = 0;
+#define CHECK(cond)                                                                  \
+  do {                                                                               \
+    if (cond) {                                                                      \
+      ++passed;                                                                      \
+    } else {                                                                         \
+      ++failed;                                                                      \
+      fprintf(stderr, "%s:%d: CHECK(%s) failed: %s\n", __FILE__, __LINE__, #cond, vlm_last_error()); \
+    }                                                                                \
+  } while (0)
+
+#define MODEL VLM_FIXTURES_DIR "/session/qwen2_vl_tiny"
+
+static int streamed = 0;
+static int count_tokens(size_t prompt_index, int64_t token, void *user_data) {
+  (void)prompt_index;
+  (void)token;
+  ++*(int *)user_data;
+  ++streamed;
+  return 1;
+}
+static int stop_after_two(size_t prompt_index, int64_t token, void *user_data) {
+  (void)prompt_index;
+  (void)token;
+  return ++*(int *)user_data < 2;
+}
+
+int main(void) {
+  static const int64_t expected[8] = {6, 6, 6, 6, 6, 101, 101, 101}; /* cases.json: one_image */
+  vlm_session_options so;
+  vlm_session *session = NULL;
+  vlm_generation_options go;
+  vlm_generation *results = NULL;
+  const char *images[1] = {VLM_FIXTURES_DIR "/session/wide.png"};
+  vlm_prompt prompt;
+  int count = 0;
+
+  vlm_session_options_init(&so);
+  CHECK(vlm_session_create(&so, &session) == VLM_ERR_INVALID_ARGUMENT); /* no model */
+  so.model = VLM_FIXTURES_DIR "/session/missing";
+  CHECK(vlm_session_create(&so, &session) == VLM_ERR_NOT_FOUND);
+  so.model = MODEL;
+  so.device = "tpu";
+  CHECK(vlm_session_create(&so, &session) == VLM_ERR_INVALID_ARGUMENT);
+  so.device = NULL;
+  so.struct_size = 1;
+  CHECK(vlm_session_create(&so, &session) == VLM_ERR_INVALID_ARGUMENT);
+  so.struct_size = sizeof so;
+  CHECK(session == NULL);
+  CHECK(vlm_session_create(&so, &session) == VLM_OK);
+  if (session == NULL) {
+    printf("%d passed, %d failed\n", passed, failed + 1);
+    return 1;
+  }
+
+  prompt.text = "Describe this image .";
+  prompt.system_message = NULL;
+  prompt.image_paths = images;
+  prompt.num_images = 1;
+  vlm_generation_options_init(&go);
+  go.max_new_tokens = 8;
+  go.do_sample = 0;
+  go.on_token = count_tokens;
+  go.user_data = &count;
+  CHECK(vlm_generate(session, &prompt, 1, &go, &results) == VLM_OK);
+  if (results != NULL) {
+    CHECK(results[0].num_tokens == 8);
+    CHECK(results[0].num_tokens == 8 && memcmp(results[0].tokens, expected, sizeof expected) == 0);
+    CHECK(strcmp(results[0].text, "assistant assistant assistant assistant assistant w101 w101 w101") == 0);
+    CHECK(strcmp(results[0].finish_reason, "length") == 0);
+    CHECK(count == 8);
+    vlm_generations_free(results, 1);
+    results = NULL;
+  }
+
+  /* A callback returning 0 stops generation: the result is marked cancelled. */
+  count = 0;
+  go.on_token = stop_after_two;
+  CHECK(vlm_generate(session, &prompt, 1, &go, &results) == VLM_OK);
+  if (results != NULL) {
+    CHECK(results[0].num_tokens == 2);
+    CHECK(strcmp(results[0].finish_reason, "cancelled") == 0);
+    vlm_generations_free(results, 1);
+    results = NULL;
+  }
+
+  /* Bad inputs: errors, outputs untouched. */
+  go.on_token = NULL;
+  CHECK(vlm_generate(NULL, &prompt, 1, &go, &results) == VLM_ERR_INVALID_ARGUMENT);
+  CHECK(vlm_generate(session, &prompt, 0, &go, &results) == VLM_ERR_INVALID_ARGUMENT);
+  images[0] = VLM_FIXTURES_DIR "/image/truncated.jpg";
+  CHECK(vlm_generate(session, &prompt, 1, &go, &results) == VLM_ERR_CORRUPT_DATA);
+  CHECK(strstr(vlm_last_error(), "truncated.jpg") != NULL);
+  images[0] = VLM_FIXTURES_DIR "/session/wide.png";
+  go.top_p = 1.5;
+  CHECK(vlm_generate(session, &prompt, 1, &go, &results) == VLM_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(vlm_last_error(), "top_p") != NULL);
+  go.struct_size = 0;
+  CHECK(vlm_generate(session, &prompt, 1, &go, &results) == VLM_ERR_INVALID_ARGUMENT);
+  CHECK(results == NULL);
+
+  vlm_session_cancel(NULL);
+  vlm_session_cancel(session);
+  vlm_generations_free(NULL, 3);
+  vlm_session_free(session);
+  vlm_session_free(NULL);
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
