@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_common.h"
 #include "vlmrt.h"
 
 #define MAX_IMAGES 64
@@ -34,18 +35,6 @@ static void usage(FILE *out) {
           "  --help, --version\n"
           "\n"
           "Exit codes: 0 success, 2 bad usage, 3 bad input, 4 runtime failure.\n");
-}
-
-static int exit_code_for(vlm_status status) {
-  switch (status) {
-    case VLM_OK: return 0;
-    case VLM_ERR_INVALID_ARGUMENT:
-    case VLM_ERR_NOT_FOUND:
-    case VLM_ERR_CORRUPT_DATA:
-    case VLM_ERR_UNSUPPORTED:
-    case VLM_ERR_LIMIT_EXCEEDED: return 3;
-    default: return 4;
-  }
 }
 
 static int stream_token(size_t prompt_index, int64_t token, void *user_data) {
@@ -181,7 +170,7 @@ int main(int argc, char **argv) {
   vlm_status status = vlm_session_create(&session_options, &session);
   if (status != VLM_OK) {
     fprintf(stderr, "vlm_generate: %s\n", vlm_last_error());
-    return exit_code_for(status);
+    return vlm_cli_exit_code(status);
   }
   vlm_prompt prompt;
   prompt.text = prompt_text;
@@ -194,7 +183,7 @@ int main(int argc, char **argv) {
   if (status != VLM_OK) {
     fprintf(stderr, "vlm_generate: %s\n", vlm_last_error());
     vlm_session_free(session);
-    return exit_code_for(status);
+    return vlm_cli_exit_code(status);
   }
   if (json) {
     printf("{\"text\": ");

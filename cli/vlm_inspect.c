@@ -7,19 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_common.h"
 #include "vlmrt.h"
-
-static int exit_code_for(vlm_status status) {
-  switch (status) {
-    case VLM_OK: return 0;
-    case VLM_ERR_INVALID_ARGUMENT:
-    case VLM_ERR_NOT_FOUND:
-    case VLM_ERR_CORRUPT_DATA:
-    case VLM_ERR_UNSUPPORTED:
-    case VLM_ERR_LIMIT_EXCEEDED: return 3;
-    default: return 4;
-  }
-}
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -44,14 +33,14 @@ static int inspect_model(const char *model, size_t max_tensors) {
   vlm_status status = vlm_model_locate(model, &folder);
   if (status != VLM_OK) {
     fprintf(stderr, "vlm_inspect: %s\n", vlm_last_error());
-    return exit_code_for(status);
+    return vlm_cli_exit_code(status);
   }
   printf("model %s\n  folder: %s\n", model, folder);
   status = vlm_checkpoint_open(folder, &ckpt);
   vlm_string_free(folder);
   if (status != VLM_OK) {
     fprintf(stderr, "vlm_inspect: %s\n", vlm_last_error());
-    return exit_code_for(status);
+    return vlm_cli_exit_code(status);
   }
   size_t count = vlm_checkpoint_tensor_count(ckpt);
   unsigned long long total_bytes = 0, total_values = 0;
@@ -62,7 +51,7 @@ static int inspect_model(const char *model, size_t max_tensors) {
     if (status != VLM_OK) {
       fprintf(stderr, "vlm_inspect: %s\n", vlm_last_error());
       vlm_checkpoint_free(ckpt);
-      return exit_code_for(status);
+      return vlm_cli_exit_code(status);
     }
     unsigned long long values = 1;
     for (size_t d = 0; d < info.ndim; ++d) values *= (unsigned long long)info.shape[d];
@@ -86,7 +75,7 @@ static int inspect_image(const char *path) {
   vlm_status status = vlm_image_load(path, NULL, &image);
   if (status != VLM_OK) {
     fprintf(stderr, "vlm_inspect: %s\n", vlm_last_error());
-    return exit_code_for(status);
+    return vlm_cli_exit_code(status);
   }
   double sum[3] = {0, 0, 0};
   size_t n = (size_t)image->width * image->height;

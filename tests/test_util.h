@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <stdlib.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -11,6 +12,14 @@
 #include "base/error.h"
 
 namespace vlm::test {
+
+// Lower-case hex of raw bytes (for comparing tensor payloads with the reference's bytes_hex).
+inline std::string hex_of(const std::uint8_t* p, std::size_t n) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i) out += {digits[p[i] >> 4], digits[p[i] & 15]};
+  return out;
+}
 
 inline std::string fixture(const std::string& relative) { return std::string(VLM_FIXTURES_DIR) + "/" + relative; }
 

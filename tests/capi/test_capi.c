@@ -3,19 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "vlmrt.h"
 
-static int passed = 0, failed = 0;
-
-#define CHECK(cond)                                                      \
-  do {                                                                   \
-    if (cond) {                                                          \
-      ++passed;                                                          \
-    } else {                                                             \
-      ++failed;                                                          \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-    }                                                                    \
-  } while (0)
 
 static int contains(const char *haystack, const char *needle) { return strstr(haystack, needle) != NULL; }
 

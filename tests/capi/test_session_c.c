@@ -3,18 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "vlmrt.h"
 
-static int passed = 0, failed = 0;
-#define CHECK(cond)                                                                  \
-  do {                                                                               \
-    if (cond) {                                                                      \
-      ++passed;                                                                      \
-    } else {                                                                         \
-      ++failed;                                                                      \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed: %s\n", __FILE__, __LINE__, #cond, vlm_last_error()); \
-    }                                                                                \
-  } while (0)
 
 #define MODEL VLM_FIXTURES_DIR "/session/qwen2_vl_tiny"
 

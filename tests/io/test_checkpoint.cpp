@@ -8,15 +8,9 @@
 using namespace vlm;
 using vlm::test::expect_error;
 using vlm::test::TempDir;
+using vlm::test::hex_of;
 
 namespace {
-
-std::string hex_of(const std::uint8_t* p, std::size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < n; ++i) out += {digits[p[i] >> 4], digits[p[i] & 15]};
-  return out;
-}
 
 std::string copy_fixture_dir(const TempDir& dir, const std::string& name) {
   const std::string target = dir.file(name);

@@ -8,18 +8,9 @@
 using namespace vlm;
 using vlm::test::expect_error;
 using vlm::test::TempDir;
+using vlm::test::hex_of;
 
 namespace {
-
-std::string hex_of(const std::uint8_t* p, std::size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < n; ++i) {
-    out.push_back(digits[p[i] >> 4]);
-    out.push_back(digits[p[i] & 15]);
-  }
-  return out;
-}
 
 // A file made of an explicit header text and data bytes (header length computed from the text).
 std::string make_file(const std::string& header, const std::string& data) {
