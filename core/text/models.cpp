@@ -18,6 +18,7 @@
 
 #include "base/error.h"
 #include "base/fs.h"
+#include "text/byte_trie.h"
 #include "text/pipeline.h"
 #include "text/unicode.h"
 
@@ -325,7 +326,6 @@ class UnigramModel : public Model {
     if (!vocab.is_array() || vocab.empty()) bad(where, "\"vocab\" must be a non-empty list of [piece, score]");
     scores_.reserve(vocab.size());
     min_score_ = std::numeric_limits<double>::infinity();
-    nodes_.emplace_back();
     for (std::size_t id = 0; id < vocab.size(); ++id) {
       const json& entry = vocab[id];
       if (!entry.is_array() || entry.size() != 2 || !entry[0].is_string())
@@ -335,7 +335,7 @@ class UnigramModel : public Model {
       vocab_.add(piece, static_cast<std::int32_t>(id), where);
       scores_.push_back(score);
       min_score_ = std::min(min_score_, score);
-      insert(piece, static_cast<std::int32_t>(id));
+      trie_.insert(piece, static_cast<std::int64_t>(id));  // a duplicated piece resolves to its last id, as token_to_ids does
     }
     if (j.contains("unk_id") && !j["unk_id"].is_null()) {
       unk_id_ = j["unk_id"].get<std::int32_t>();
@@ -362,9 +362,9 @@ class UnigramModel : public Model {
       bool has_single_node = false;
       std::int32_t node = 0;
       for (std::size_t k = starts_at; k < size; ++k) {
-        node = child(node, static_cast<unsigned char>(sentence[k]));
+        node = trie_.child(node, static_cast<unsigned char>(sentence[k]));
         if (node < 0) break;
-        const std::int32_t id = nodes_[node].id;
+        const auto id = static_cast<std::int32_t>(trie_.value(node));
         if (id < 0) continue;
         const std::size_t key_pos = k + 1;
         const double candidate = scores_[id] + till_here;
@@ -442,32 +442,9 @@ class UnigramModel : public Model {
   std::string kind() const override { return "Unigram"; }
 
  private:
-  struct TrieNode {
-    std::vector<std::pair<unsigned char, std::int32_t>> children;
-    std::int32_t id = -1;
-  };
-  std::int32_t child(std::int32_t node, unsigned char b) const {
-    for (const auto& [byte, next] : nodes_[node].children)
-      if (byte == b) return next;
-    return -1;
-  }
-  void insert(const std::string& piece, std::int32_t id) {
-    std::int32_t node = 0;
-    for (unsigned char b : piece) {
-      std::int32_t next = child(node, b);
-      if (next < 0) {
-        next = static_cast<std::int32_t>(nodes_.size());
-        nodes_[node].children.emplace_back(b, next);
-        nodes_.emplace_back();
-      }
-      node = next;
-    }
-    if (node != 0) nodes_[node].id = id;  // a duplicated piece resolves to its last id, as token_to_ids does
-  }
-
   Vocab vocab_;
   std::vector<double> scores_;
-  std::vector<TrieNode> nodes_;
+  ByteTrie trie_;
   double min_score_;
   std::optional<std::int32_t> unk_id_;
   bool byte_fallback_ = false;

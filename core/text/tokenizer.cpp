@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "text/json_scan.h"
+#include "text/byte_trie.h"
 #include "text/pipeline.h"
 #include "text/sentencepiece_model.h"
 #include "text/unicode.h"
@@ -37,17 +38,7 @@ class TokenMatcher {
  public:
   void add(const std::string& pattern, std::size_t token_index) {
     if (pattern.empty()) return;
-    std::int32_t node = 0;
-    for (unsigned char b : pattern) {
-      std::int32_t next = child(node, b);
-      if (next < 0) {
-        next = static_cast<std::int32_t>(nodes_.size());
-        nodes_[node].children.emplace_back(b, next);
-        nodes_.emplace_back();
-      }
-      node = next;
-    }
-    nodes_[node].token = static_cast<std::int64_t>(token_index);
+    trie_.insert(pattern, static_cast<std::int64_t>(token_index));
     first_byte_[static_cast<unsigned char>(pattern[0])] = true;
     empty_ = false;
   }
@@ -58,24 +49,15 @@ class TokenMatcher {
     std::int32_t node = 0;
     std::pair<std::size_t, std::size_t> best{0, 0};
     for (std::size_t k = pos; k < s.size(); ++k) {
-      node = child(node, static_cast<unsigned char>(s[k]));
+      node = trie_.child(node, static_cast<unsigned char>(s[k]));
       if (node < 0) break;
-      if (nodes_[node].token >= 0) best = {k + 1 - pos, static_cast<std::size_t>(nodes_[node].token)};
+      if (trie_.value(node) >= 0) best = {k + 1 - pos, static_cast<std::size_t>(trie_.value(node))};
     }
     return best;
   }
 
  private:
-  struct Node {
-    std::vector<std::pair<unsigned char, std::int32_t>> children;
-    std::int64_t token = -1;
-  };
-  std::int32_t child(std::int32_t node, unsigned char b) const {
-    for (const auto& [byte, next] : nodes_[node].children)
-      if (byte == b) return next;
-    return -1;
-  }
-  std::vector<Node> nodes_{1};
+  ByteTrie trie_;
   bool first_byte_[256] = {};
   bool empty_ = true;
 };
