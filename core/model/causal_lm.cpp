@@ -115,11 +115,7 @@ class CausalLM : public VisionLanguageModel {
 
   torch::Tensor forward(const ForwardInputs& inputs, InferenceState* state_base) override {
     torch::NoGradGuard no_grad;
-    CausalLMState* state = nullptr;
-    if (state_base) {
-      state = dynamic_cast<CausalLMState*>(state_base);
-      if (!state) fail(ErrorCode::invalid_argument, "forward: the state was not created by this model's new_state()");
-    }
+    CausalLMState* state = state_cast<CausalLMState>(state_base);
     if (!inputs.vision.empty()) {
       fail(ErrorCode::invalid_argument, "forward: " + config_.model_type + " is a text-only model; drop the images");
     }

@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include "base/error.h"
 #include "model/registry.h"
 
 namespace vlm {
@@ -13,6 +14,16 @@ std::unique_ptr<VisionLanguageModel> create_qwen2_vl(const ModelConfig& config, 
 // Text-only decoders: model_type qwen2 and llama.
 std::unique_ptr<VisionLanguageModel> create_causal_lm(const ModelConfig& config, const Checkpoint& checkpoint,
                                                       const LoadOptions& options);
+
+// The family's own state behind the InferenceState its new_state() made (null stays null); a state made by
+// another model is an error.
+template <class State>
+State* state_cast(InferenceState* state) {
+  if (state == nullptr) return nullptr;
+  auto* own = dynamic_cast<State*>(state);
+  if (own == nullptr) fail(ErrorCode::invalid_argument, "forward: the state was not created by this model's new_state()");
+  return own;
+}
 
 // Shared config helpers.
 std::vector<std::int64_t> read_token_ids(const ConfigObject& object, const std::string& key);

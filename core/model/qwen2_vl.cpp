@@ -470,11 +470,7 @@ class QwenVLModel : public VisionLanguageModel {
 
   torch::Tensor forward(const ForwardInputs& inputs, InferenceState* state_base) override {
     torch::NoGradGuard no_grad;
-    QwenVLState* state = nullptr;
-    if (state_base) {
-      state = dynamic_cast<QwenVLState*>(state_base);
-      if (!state) fail(ErrorCode::invalid_argument, "forward: the state was not created by this model's new_state()");
-    }
+    QwenVLState* state = state_cast<QwenVLState>(state_base);
     if (!inputs.input_ids.defined() || inputs.input_ids.dim() != 2 || inputs.input_ids.size(1) == 0) {
       fail(ErrorCode::invalid_argument, "forward: input_ids must be a [batch, length] int64 tensor with length > 0");
     }
