@@ -35,6 +35,23 @@ torch::Device parse_device(const std::string& name) {
   vlm::fail(vlm::ErrorCode::invalid_argument, "device must be \"cpu\", \"cuda\" or \"cuda:N\", not \"" + name + "\"");
 }
 
+// A vlm_prompt as a conversation: optional system message, then one user turn with the images before the text.
+vlm::Conversation conversation_of(const vlm_prompt& p, const std::string& where) {
+  require(p.text, (where + ".text").c_str());
+  if (p.num_images > 0) require(p.image_paths, (where + ".image_paths").c_str());
+  vlm::Conversation c;
+  if (p.system_message != nullptr) c.messages.push_back({{"role", "system"}, {"content", p.system_message}});
+  nlohmann::ordered_json content = nlohmann::ordered_json::array();
+  for (size_t k = 0; k < p.num_images; ++k) {
+    require(p.image_paths[k], (where + ".image_paths[" + std::to_string(k) + "]").c_str());
+    c.images.push_back(vlm::load_image(p.image_paths[k]));
+    content.push_back({{"type", "image"}});
+  }
+  content.push_back({{"type", "text"}, {"text", p.text}});
+  c.messages.push_back({{"role", "user"}, {"content", content}});
+  return c;
+}
+
 }  // namespace
 
 extern "C" {
@@ -104,24 +121,9 @@ vlm_status vlm_generate(vlm_session* session, const vlm_prompt* prompts, size_t 
         };
       }
     }
-    std::vector<vlm::Conversation> conversations(num_prompts);
+    std::vector<vlm::Conversation> conversations;
     for (size_t i = 0; i < num_prompts; ++i) {
-      const vlm_prompt& p = prompts[i];
-      const std::string where = "prompts[" + std::to_string(i) + "]";
-      require(p.text, (where + ".text").c_str());
-      if (p.num_images > 0) require(p.image_paths, (where + ".image_paths").c_str());
-      auto& c = conversations[i];
-      if (p.system_message != nullptr) {
-        c.messages.push_back({{"role", "system"}, {"content", p.system_message}});
-      }
-      nlohmann::ordered_json content = nlohmann::ordered_json::array();
-      for (size_t k = 0; k < p.num_images; ++k) {
-        require(p.image_paths[k], (where + ".image_paths[" + std::to_string(k) + "]").c_str());
-        c.images.push_back(vlm::load_image(p.image_paths[k]));
-        content.push_back({{"type", "image"}});
-      }
-      content.push_back({{"type", "text"}, {"text", p.text}});
-      c.messages.push_back({{"role", "user"}, {"content", content}});
+      conversations.push_back(conversation_of(prompts[i], "prompts[" + std::to_string(i) + "]"));
     }
     session->cancel.store(false);
     g.cancel = &session->cancel;
@@ -152,6 +154,43 @@ void vlm_generations_free(vlm_generation* results, size_t num_results) {
     std::free(results[i].text);
     std::free(results[i].tokens);
   }
+  std::free(results);
+}
+
+vlm_status vlm_score(vlm_session* session, const vlm_score_request* requests, size_t num_requests,
+                     vlm_score_result** out_results) {
+  return guard([&] {
+    require(session, "session");
+    require(requests, "requests");
+    require(out_results, "out_results");
+    if (num_requests == 0) vlm::fail(vlm::ErrorCode::invalid_argument, "num_requests must be at least 1");
+    std::vector<vlm::ContinuationScore> scores;
+    for (size_t i = 0; i < num_requests; ++i) {
+      const std::string where = "requests[" + std::to_string(i) + "]";
+      require(requests[i].continuation, (where + ".continuation").c_str());
+      scores.push_back(session->session->score(conversation_of(requests[i].prompt, where + ".prompt"), requests[i].continuation));
+    }
+    auto* results = static_cast<vlm_score_result*>(std::calloc(num_requests, sizeof(vlm_score_result)));
+    if (results == nullptr) throw std::bad_alloc();
+    for (size_t i = 0; i < num_requests; ++i) {
+      const auto& s = scores[i];
+      results[i].token_logprobs = static_cast<double*>(std::malloc((s.token_logprobs.size() + 1) * sizeof(double)));
+      if (results[i].token_logprobs == nullptr) {
+        vlm_score_results_free(results, num_requests);
+        throw std::bad_alloc();
+      }
+      std::copy(s.token_logprobs.begin(), s.token_logprobs.end(), results[i].token_logprobs);
+      results[i].num_tokens = s.token_logprobs.size();
+      results[i].sum = s.sum;
+      results[i].is_greedy = s.is_greedy ? 1 : 0;
+    }
+    *out_results = results;
+  });
+}
+
+void vlm_score_results_free(vlm_score_result* results, size_t num_results) {
+  if (results == nullptr) return;
+  for (size_t i = 0; i < num_results; ++i) std::free(results[i].token_logprobs);
   std::free(results);
 }
 

@@ -240,6 +240,27 @@ VLM_API vlm_status vlm_generate(vlm_session *session, const vlm_prompt *prompts,
                                 const vlm_generation_options *options, vlm_generation **out_results);
 VLM_API void vlm_generations_free(vlm_generation *results, size_t num_results);
 
+/* Log-likelihood of a continuation, for evaluation harnesses (lm-evaluation-harness "loglikelihood"): the prompt is
+** formatted as for vlm_generate (chat template with the assistant turn opened); `continuation` is tokenized on its
+** own, without special tokens, and appended. */
+typedef struct vlm_score_request {
+  vlm_prompt prompt;
+  const char *continuation; /* must produce at least one token */
+} vlm_score_request;
+
+typedef struct vlm_score_result {
+  double *token_logprobs; /* log p(token i | prompt, tokens before i), one per continuation token */
+  size_t num_tokens;
+  double sum;             /* the sum of token_logprobs */
+  int is_greedy;          /* 1 when every continuation token is the most likely one at its position */
+} vlm_score_result;
+
+/* Scores `num_requests` requests (one forward pass each). On success *out_results receives num_requests
+** results (free them with vlm_score_results_free). */
+VLM_API vlm_status vlm_score(vlm_session *session, const vlm_score_request *requests, size_t num_requests,
+                             vlm_score_result **out_results);
+VLM_API void vlm_score_results_free(vlm_score_result *results, size_t num_results);
+
 /* ---- Metrics (see the metrics section below) ---------------------------------------------------------- */
 /* VLM_METRICS_API_BEGIN */
 /* ------------------------------------------------------------------------------------------------------ */

@@ -129,4 +129,12 @@ std::vector<GeneratedText> Session::generate(const std::vector<Conversation>& co
   return out;
 }
 
+ContinuationScore Session::score(const Conversation& conversation, const std::string& continuation) {
+  PreparedPrompt p = prepare(conversation);
+  const std::vector<std::int32_t> ids = tokenizer_->encode(continuation, /*add_special_tokens=*/false);
+  if (ids.empty()) fail(ErrorCode::invalid_argument, "the continuation \"" + continuation + "\" has no tokens");
+  ForwardInputs batch = make_batch({p});
+  return score_continuation(*model_, p.input_ids, std::vector<std::int64_t>(ids.begin(), ids.end()), batch.vision);
+}
+
 }  // namespace vlm

@@ -62,6 +62,8 @@ class Session {
   // Left-pads prompts into one batch (pad id: the tokenizer's, else the model's, else 0) with their images.
   ForwardInputs make_batch(const std::vector<PreparedPrompt>& prompts) const;
   std::vector<GeneratedText> generate(const std::vector<Conversation>& conversations, GenerationOptions options);
+  // Log-likelihood of `continuation` (tokenized alone, without special tokens) after the prepared conversation.
+  ContinuationScore score(const Conversation& conversation, const std::string& continuation);
 
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   VisionLanguageModel& model() { return *model_; }

@@ -97,6 +97,37 @@ int main(void) {
   CHECK(vlm_generate(session, &prompt, 1, &go, &results) == VLM_ERR_INVALID_ARGUMENT);
   CHECK(results == NULL);
 
+  /* Scoring: the greedy continuation scores as greedy, with log-probs that sum up; another one does not. */
+  {
+    vlm_score_request requests[2];
+    vlm_score_result *scores = NULL;
+    requests[0].prompt = prompt;
+    requests[0].continuation = "assistant assistant assistant assistant assistant w101 w101 w101";
+    requests[1].prompt = prompt;
+    requests[1].continuation = "two cats";
+    CHECK(vlm_score(session, requests, 2, &scores) == VLM_OK);
+    if (scores != NULL) {
+      double sum = 0;
+      CHECK(scores[0].num_tokens == 8);
+      for (size_t i = 0; i < scores[0].num_tokens; ++i) {
+        CHECK(scores[0].token_logprobs[i] <= 0.0);
+        sum += scores[0].token_logprobs[i];
+      }
+      CHECK(scores[0].sum - sum < 1e-9 && sum - scores[0].sum < 1e-9);
+      CHECK(scores[0].is_greedy == 1);
+      CHECK(scores[1].num_tokens == 2);
+      CHECK(scores[1].is_greedy == 0);
+      CHECK(scores[1].sum < 0.0);
+      vlm_score_results_free(scores, 2);
+      scores = NULL;
+    }
+    requests[1].continuation = "";
+    CHECK(vlm_score(session, requests, 2, &scores) == VLM_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(vlm_last_error(), "no tokens") != NULL);
+    CHECK(scores == NULL);
+    vlm_score_results_free(NULL, 1);
+  }
+
   vlm_session_cancel(NULL);
   vlm_session_cancel(session);
   vlm_generations_free(NULL, 3);
