@@ -104,6 +104,9 @@ class CausalLM : public VisionLanguageModel {
     info_.eos_token_ids = config_.eos_token_ids;
     info_.pad_token_id = config_.pad_token_id;
     info_.bos_token_id = config_.bos_token_id;
+    info_.language_model_prefix = "model.";
+    info_.vision_tower_prefix = "";
+    info_.projector_prefix = "";
   }
 
   const ModelInfo& info() const override { return info_; }
@@ -113,8 +116,10 @@ class CausalLM : public VisionLanguageModel {
     return std::make_unique<CausalLMState>(config_.text.num_layers);
   }
 
+  torch::nn::Module& module() override { return *root_; }
+  void set_gradient_checkpointing(bool enabled) override { root_->model->gradient_checkpointing = enabled; }
+
   torch::Tensor forward(const ForwardInputs& inputs, InferenceState* state_base) override {
-    torch::NoGradGuard no_grad;
     CausalLMState* state = state_cast<CausalLMState>(state_base);
     if (!inputs.vision.empty()) {
       fail(ErrorCode::invalid_argument, "forward: " + config_.model_type + " is a text-only model; drop the images");

@@ -1,9 +1,11 @@
 #include "model/layers.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <cmath>
 #include <limits>
+#include <mutex>
 
 #include "base/error.h"
 
@@ -343,10 +345,67 @@ torch::Tensor DecoderImpl::embed(const torch::Tensor& input_ids) {
   return torch::embedding(embed_tokens->weight, input_ids.to(embed_tokens->weight.device()));
 }
 
+namespace {
+
+// Activation checkpointing of one decoder layer: the forward runs without a graph and saves only its input; the
+// backward re-runs the layer with grad on, from the same CPU RNG state (dropout), and back-propagates through it,
+// which accumulates the parameters' gradients exactly as the stored-activation path would.
+struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor x, DecoderLayerImpl* layer,
+                               const CosSin* rope, const torch::Tensor* mask, std::int64_t index) {
+    ctx->saved_data["layer"] = reinterpret_cast<std::int64_t>(layer);
+    ctx->saved_data["rope_cos"] = rope->cos;
+    ctx->saved_data["rope_sin"] = rope->sin;
+    ctx->saved_data["mask"] = mask->defined() ? *mask : torch::Tensor();
+    ctx->saved_data["index"] = index;
+    auto generator = at::detail::getDefaultCPUGenerator();
+    {
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      ctx->saved_data["rng"] = generator.get_state();
+    }
+    ctx->save_for_backward({x});
+    torch::NoGradGuard no_grad;
+    return layer->forward(x, *rope, *mask, nullptr, index);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
+    CosSin rope{ctx->saved_data["rope_cos"].toTensor(), ctx->saved_data["rope_sin"].toTensor()};
+    auto mask = ctx->saved_data["mask"].toTensor();
+    auto x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    auto generator = at::detail::getDefaultCPUGenerator();
+    torch::Tensor current_rng;
+    {
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      current_rng = generator.get_state();
+      generator.set_state(ctx->saved_data["rng"].toTensor());
+    }
+    torch::Tensor out;
+    {
+      torch::AutoGradMode grad_on(true);
+      out = layer->forward(x, rope, mask, nullptr, ctx->saved_data["index"].toInt());
+    }
+    {
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      generator.set_state(current_rng);
+    }
+    torch::autograd::backward({out}, {grad_outputs[0]});
+    return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
 torch::Tensor DecoderImpl::forward(const torch::Tensor& inputs_embeds, const CosSin& rope, const torch::Tensor& mask,
                                    KVCache* cache) {
   auto h = inputs_embeds;
-  for (std::size_t i = 0; i < layers_.size(); ++i) h = layers_[i](h, rope, mask, cache, static_cast<std::int64_t>(i));
+  const bool checkpoint = gradient_checkpointing && cache == nullptr && torch::GradMode::is_enabled();
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const auto index = static_cast<std::int64_t>(i);
+    h = checkpoint ? CheckpointedLayer::apply(h, layers_[i].get(), &rope, &mask, index)
+                   : layers_[i](h, rope, mask, cache, index);
+  }
   return norm_(h);
 }
 

@@ -201,6 +201,9 @@ class DecoderImpl : public torch::nn::Module {
                         KVCache* cache);
   const DecoderConfig& config() const { return config_; }
   torch::nn::Embedding embed_tokens{nullptr};
+  // When on (and grad mode is on, without a cache), each layer keeps only its input for the backward pass and is
+  // recomputed there, with the RNG state of the first run, as torch.utils.checkpoint does.
+  bool gradient_checkpointing = false;
 
  private:
   DecoderConfig config_;

@@ -2,6 +2,7 @@
 // LMs). The generation engine, scoring, and training talk to models only through this header.
 #pragma once
 
+#include <torch/nn/module.h>
 #include <torch/types.h>
 
 #include <cstdint>
@@ -49,6 +50,12 @@ struct ModelInfo {
   std::vector<std::int64_t> eos_token_ids;
   std::int64_t pad_token_id = -1;
   std::int64_t bos_token_id = -1;
+  // Module-path prefixes of the parts users freeze or target separately (empty when the family has none), e.g.
+  // Qwen2-VL: "model.language_model.", "model.visual.", "model.visual.merger."; the projector prefix may lie
+  // inside the vision prefix and wins for its paths. The LM head ("lm_head") belongs to the language model.
+  std::string language_model_prefix;
+  std::string vision_tower_prefix;
+  std::string projector_prefix;
 };
 
 class VisionLanguageModel {
@@ -61,6 +68,13 @@ class VisionLanguageModel {
   virtual torch::Tensor forward(const ForwardInputs& inputs, InferenceState* state) = 0;
   virtual torch::Device device() const = 0;
   virtual torch::ScalarType dtype() const = 0;
+
+  // Training hooks. The module tree whose named_parameters() are the checkpoint keys and whose Projections carry
+  // their module paths (see layers.h): the LoRA engine attaches adapters and enumerates parameters through it.
+  // forward() records autograd history when grad mode is on (the generation engine turns it off).
+  virtual torch::nn::Module& module() = 0;
+  // Recomputes each decoder layer in the backward pass instead of keeping its activations (same gradients).
+  virtual void set_gradient_checkpointing(bool enabled) = 0;
 };
 
 }  // namespace vlm

@@ -459,6 +459,9 @@ class QwenVLModel : public VisionLanguageModel {
     info_.eos_token_ids = config_.eos_token_ids;
     info_.pad_token_id = config_.pad_token_id;
     info_.bos_token_id = config_.bos_token_id;
+    info_.language_model_prefix = "model.language_model.";
+    info_.vision_tower_prefix = "model.visual.";
+    info_.projector_prefix = "model.visual.merger.";
   }
 
   const ModelInfo& info() const override { return info_; }
@@ -468,8 +471,10 @@ class QwenVLModel : public VisionLanguageModel {
     return std::make_unique<QwenVLState>(config_.text.num_layers);
   }
 
+  torch::nn::Module& module() override { return *root_; }
+  void set_gradient_checkpointing(bool enabled) override { root_->language_model->gradient_checkpointing = enabled; }
+
   torch::Tensor forward(const ForwardInputs& inputs, InferenceState* state_base) override {
-    torch::NoGradGuard no_grad;
     QwenVLState* state = state_cast<QwenVLState>(state_base);
     if (!inputs.input_ids.defined() || inputs.input_ids.dim() != 2 || inputs.input_ids.size(1) == 0) {
       fail(ErrorCode::invalid_argument, "forward: input_ids must be a [batch, length] int64 tensor with length > 0");
