@@ -344,6 +344,15 @@ VLM_API vlm_status vlm_metrics_result_value(const vlm_metrics_result *result, co
 VLM_API size_t vlm_metrics_result_num_examples(const vlm_metrics_result *result);
 /* VLM_METRICS_API_END */
 
+/* VLM_TRAIN_API_BEGIN */
+/* VLM_TRAIN_API_END */
+
+/* VLM_PIPELINE_API_BEGIN */
+/* VLM_PIPELINE_API_END */
+
+/* VLM_LOG_API_BEGIN */
+/* VLM_LOG_API_END */
+
 #ifdef __cplusplus
 }
 #endif

@@ -65,6 +65,11 @@ class Session {
   // Log-likelihood of `continuation` (tokenized alone, without special tokens) after the prepared conversation.
   ContinuationScore score(const Conversation& conversation, const std::string& continuation);
 
+  // Attaches a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors, either key naming) to
+  // the model; adapters loaded one after another add up. Throws vlm::Error naming the folder when the files are
+  // missing or corrupt or when no adapter key matches a module of the model.
+  void load_adapter(const std::string& adapter_dir);
+
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   VisionLanguageModel& model() { return *model_; }
   const ImageProcessor* image_processor() const { return image_processor_.get(); }
