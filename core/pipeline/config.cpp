@@ -441,7 +441,13 @@ ExperimentConfig parse_experiment_config(const std::string& yaml_text, const std
     } else {
       Section e(evaluation_node, "evaluation", problems);
       e.boolean("enabled", c.evaluation.enabled);
+      e.boolean("baseline", c.evaluation.baseline);
       e.reject_unknown();
+      // The baseline runs are named "<model>__baseline".
+      if (c.evaluation.baseline && c.evaluation.enabled && variant_names.count("baseline")) {
+        problems.add(e.get("baseline"), "evaluation.baseline",
+                     "needs the run names <model>__baseline, but a LoRA variant is named \"baseline\"; rename it");
+      }
     }
   }
   top.reject_unknown();

@@ -94,6 +94,8 @@ struct TrainingConfig {
 
 struct EvaluationConfig {
   bool enabled = true;
+  // Also evaluate each untuned model (run "<model>__baseline"), so the summary shows what fine-tuning changed.
+  bool baseline = false;
 };
 
 struct ExperimentConfig {

@@ -148,3 +148,15 @@ TEST_CASE("LoRA target_modules forms and model type spellings") {
   CHECK(normalize_model_type("LLAVA") == "llava");
   CHECK(normalize_model_type("gpt-5") == "");
 }
+
+TEST_CASE("evaluation.baseline adds the untuned model's evaluation and reserves the variant name") {
+  CHECK_FALSE(parse_experiment_config(kMinimal, "c.yaml", no_files()).evaluation.baseline);
+  std::string text = std::string(kMinimal) + "evaluation:\n  enabled: true\n  baseline: true\n";
+  CHECK(parse_experiment_config(text, "c.yaml", no_files()).evaluation.baseline);
+  std::string clash = text;
+  clash.replace(clash.find("  - name: v\n"), 12, "  - name: baseline\n");
+  expect_error([&] { parse_experiment_config(clash, "c.yaml", no_files()); }, ErrorCode::invalid_argument,
+               {"c.yaml:20: evaluation.baseline", "a LoRA variant is named \"baseline\""});
+  expect_error([&] { parse_experiment_config(std::string(kMinimal) + "evaluation:\n  baseline: yes\n", "c.yaml", no_files()); },
+               ErrorCode::invalid_argument, {"evaluation.baseline: must be true or false"});
+}
