@@ -29,7 +29,8 @@ torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
   } else {
     y = torch::linear(x, weight, bias);
   }
-  for (auto& adapter : adapters_) y = y + adapter->delta(x, y);
+  // The sum is taken in the promoted type (float32 adapters on a bfloat16 base) and rounded once, as PEFT does.
+  for (auto& adapter : adapters_) y = (y + adapter->delta(x, y)).to(y.scalar_type());
   return y;
 }
 

@@ -42,6 +42,14 @@ class ProjectionImpl : public torch::nn::Module {
   void set_path(std::string path) { path_ = std::move(path); }
   void add_adapter(std::shared_ptr<ProjectionAdapter> adapter) { adapters_.push_back(std::move(adapter)); }
   void clear_adapters() { adapters_.clear(); }
+  void remove_adapter(const ProjectionAdapter* adapter) {
+    for (auto it = adapters_.begin(); it != adapters_.end(); ++it) {
+      if (it->get() == adapter) {
+        adapters_.erase(it);
+        return;
+      }
+    }
+  }
   const std::vector<std::shared_ptr<ProjectionAdapter>>& adapters() const { return adapters_; }
 
  private:

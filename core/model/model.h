@@ -75,6 +75,9 @@ class VisionLanguageModel {
   virtual torch::nn::Module& module() = 0;
   // Recomputes each decoder layer in the backward pass instead of keeping its activations (same gradients).
   virtual void set_gradient_checkpointing(bool enabled) = 0;
+  // The current module path for a path in an older checkpoint layout of the family (adapters saved against
+  // older transformers releases); identity by default.
+  virtual std::string canonical_module_path(const std::string& path) const { return path; }
 };
 
 }  // namespace vlm

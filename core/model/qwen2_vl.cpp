@@ -472,6 +472,7 @@ class QwenVLModel : public VisionLanguageModel {
   }
 
   torch::nn::Module& module() override { return *root_; }
+  std::string canonical_module_path(const std::string& path) const override { return to_module_key(path); }
   void set_gradient_checkpointing(bool enabled) override { root_->language_model->gradient_checkpointing = enabled; }
 
   torch::Tensor forward(const ForwardInputs& inputs, InferenceState* state_base) override {

@@ -1,5 +1,7 @@
 #include "session/session.h"
 
+#include "model/lora.h"
+
 #include <torch/torch.h>
 
 #include "base/error.h"
@@ -135,6 +137,10 @@ ContinuationScore Session::score(const Conversation& conversation, const std::st
   if (ids.empty()) fail(ErrorCode::invalid_argument, "the continuation \"" + continuation + "\" has no tokens");
   ForwardInputs batch = make_batch({p});
   return score_continuation(*model_, p.input_ids, std::vector<std::int64_t>(ids.begin(), ids.end()), batch.vision);
+}
+
+void Session::load_adapter(const std::string& adapter_dir) {
+  adapters_.push_back(LoraModel::load(*model_, adapter_dir));
 }
 
 }  // namespace vlm

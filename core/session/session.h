@@ -20,6 +20,7 @@
 namespace vlm {
 
 class Tokenizer;
+class LoraModel;
 namespace chat {
 class Template;
 }
@@ -86,6 +87,7 @@ class Session {
   std::shared_ptr<const chat::Template> chat_template_;  // parsed once
   nlohmann::ordered_json special_tokens_;
   std::int64_t pad_id_ = 0;
+  std::vector<std::unique_ptr<LoraModel>> adapters_;
 };
 
 }  // namespace vlm
