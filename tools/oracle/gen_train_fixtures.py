@@ -217,6 +217,9 @@ def one_step(examples):
     logits = forward_logits(model, batch)
     ce, n = token_ce_sum(logits, batch["labels"])
     loss = ce / n
+    with torch.no_grad():  # transformers' own loss (no num_items_in_batch: mean over predicted tokens) agrees
+        own = model(**{k: v for k, v in batch.items()}, use_cache=False).loss
+    assert abs(float(own) - float(loss)) < 1e-5, (float(own), float(loss))
     loss.backward()
     params = lora_params(model)
     out = {"batch_input_ids": batch["input_ids"], "batch_attention_mask": batch["attention_mask"],
@@ -231,8 +234,8 @@ def one_step(examples):
     opt.step()
     for name, p in params:
         out["after." + saved_key(name)] = p.detach().clone()
-    save_file({k: v.contiguous() for k, v in out.items()}, OUT / "one_step.safetensors",
-              metadata={"optimizer": json.dumps(dict(ONE_STEP, name="torch.optim.AdamW")), "pad_token_id": str(PAD_ID)})
+    # no metadata: safetensors writes its map in random order, which would make regeneration non-reproducible
+    save_file({k: v.contiguous() for k, v in out.items()}, OUT / "one_step.safetensors")
     return batch, float(loss), n
 
 
@@ -335,7 +338,9 @@ def trainer_run(examples, orders, updates):
         trainer = transformers.Trainer(model=model, args=args, train_dataset=RowDataset(len(examples)),
                                        data_collator=collator)
         trainer.train()
-        history = trainer.state.log_history
+        # wall-clock figures would make the file differ on every regeneration
+        history = [{k: (None if "runtime" in k or "per_second" in k else v) for k, v in h.items()}
+                   for h in trainer.state.log_history]
     logged = [h for h in history if "loss" in h]
     flat = [i for o in orders for i in o]
     trainer_flat = [i for b in seen_orders for i in b]
