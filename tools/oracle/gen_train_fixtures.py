@@ -267,6 +267,7 @@ def curve(examples):
                             eps=cfg["adam_epsilon"], weight_decay=cfg["weight_decay"])
     sched = get_linear_schedule_with_warmup(opt, warmup, total)
     updates = []
+    early = {}  # weights after the first updates, to localise a mismatch (warmup lr 0, clipping, decay)
     step = 0
     for epoch, order in enumerate(orders):
         micro = [order[j:j + bs] for j in range(0, N, bs)]
@@ -287,6 +288,9 @@ def curve(examples):
             sched.step()
             opt.zero_grad()
             step += 1
+            if step <= 3:
+                for name, p in lora_params(model):
+                    early[f"after_update_{step}.{saved_key(name)}"] = p.detach().clone()
             updates.append(dict(step=step, epoch=epoch, micro_batches=window, loss=loss_sum / n_window,
                                 num_predicted_tokens=n_window, grad_norm=grad_norm, learning_rate=lr,
                                 clipped=grad_norm > cfg["max_grad_norm"]))
@@ -300,6 +304,7 @@ def curve(examples):
                   "update; grad_norm is the pre-clip total", dtype="float32", lora=LORA_START,
                   start_adapter="adapter_start", base_model=BASE_REL)
     (OUT / "curve.json").write_text(json.dumps(dict(config=config, orders=orders, updates=updates), indent=1) + "\n")
+    save_file(early, OUT / "curve_weights.safetensors")
     save_adapter(model, OUT / "adapter_after_curve")
     return orders, updates
 
