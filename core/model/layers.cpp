@@ -402,6 +402,9 @@ torch::Tensor DecoderImpl::forward(const torch::Tensor& inputs_embeds, const Cos
                                    KVCache* cache) {
   auto h = inputs_embeds;
   const bool checkpoint = gradient_checkpointing && cache == nullptr && torch::GradMode::is_enabled();
+  // A checkpointed layer joins the graph only through its input: when nothing before the decoder is trained the
+  // embeddings must require grad themselves (what PEFT's enable_input_require_grads does).
+  if (checkpoint && !h.requires_grad()) h = h.detach().requires_grad_(true);
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     const auto index = static_cast<std::int64_t>(i);
     h = checkpoint ? CheckpointedLayer::apply(h, layers_[i].get(), &rope, &mask, index)

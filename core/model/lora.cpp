@@ -683,18 +683,25 @@ std::int64_t LoraModel::trainable_parameter_count() const {
 }
 
 std::int64_t LoraModel::total_parameter_count() const {
+  // As PEFT's print_trainable_parameters: the base model's parameters (tied ones once, a trained module's
+  // originals rather than its copies) plus the adapters and the trained copies.
+  std::set<const void*> copies;
+  for (const auto& saved : saved_modules_) {
+    for (const auto& [name, t] : saved.trained) copies.insert(t.data_ptr());
+  }
   std::set<std::pair<const void*, std::int64_t>> seen;
   std::int64_t n = 0;
+  auto count = [&](const torch::Tensor& t) {
+    if (seen.insert({t.data_ptr(), t.numel()}).second) n += t.numel();
+  };
   for (const auto& param : model_.module().parameters(/*recurse=*/true)) {
-    if (seen.insert({param.data_ptr(), param.numel()}).second) n += param.numel();
-  }
-  for (const auto& [path, a] : adapters_) {
-    n += a->lora_A.numel() + a->lora_B.numel();
-    if (a->lora_B_bias.defined()) n += a->lora_B_bias.numel();
-    if (a->magnitude.defined()) n += a->magnitude.numel();
+    if (!copies.count(param.data_ptr())) count(param);
   }
   for (const auto& saved : saved_modules_) {
-    for (const auto& [name, t] : saved.originals) n += t.numel();
+    for (const auto& [name, t] : saved.originals) count(t);
+  }
+  for (const auto& [name, t] : parameters_) {
+    if (name.find(".lora_") != std::string::npos || copies.count(t.data_ptr())) n += t.numel();
   }
   return n;
 }

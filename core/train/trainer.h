@@ -37,6 +37,9 @@ struct TrainingJob {
   DataConfig data;                   // train_csv and its columns, num_workers, max_train_samples
   std::string data_base_dir;         // relative image paths and CSV paths resolve against it ("" = cwd)
   LoraVariant lora;
+  // Start from this PEFT adapter folder instead of freshly initialised adapters (its adapter_config.json then
+  // decides the LoRA settings; `lora` is ignored).
+  std::string init_adapter_dir;
   bool freeze_vision_tower = true;   // no adapter in the vision tower unless targeted explicitly and unfrozen
   bool freeze_projector = true;
   TrainingConfig training;

@@ -1,0 +1,244 @@
+// The trainer against the explicit transformers + PEFT reference: the tokenized training examples, the 20-update
+// loss curve with accumulation, warmup and clipping, the final adapter; resume equals an uninterrupted run bit for bit;
+// gradient checkpointing gives the same gradients.
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/checkpoint.h"
+#include "model/lora.h"
+#include "session/session.h"
+#include "tensor/tensor_io.h"
+#include "test_util.h"
+#include "train/data.h"
+#include "train/trainer.h"
+#include "train/training_step.h"
+
+// doctest last: its CHECK must replace the glog CHECK that the torch headers define.
+#include <doctest/doctest.h>
+
+using namespace vlm;
+using namespace vlm::test;
+
+namespace {
+
+const std::string kBase = fixture("session/qwen2_vl_tiny");
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+std::map<std::string, torch::Tensor> tensors_at(const std::string& path) {
+  return load_all_tensors(*Checkpoint::open(path, "x"));
+}
+
+// The job of curve.json: 8 rows, batch 2 x accumulation 2, 20 updates, linear warmup 10 %, clipping at 0.05.
+TrainingJob curve_job(const std::string& run_dir) {
+  TrainingJob job;
+  job.model = kBase;
+  job.data.train_csv = fixture("train/data/train.csv");
+  job.lora.r = 4;
+  job.lora.alpha = 8;
+  job.lora.target_modules = std::vector<std::string>{"q_proj", "v_proj"};
+  auto& t = job.training;
+  t.per_device_train_batch_size = 2;
+  t.gradient_accumulation_steps = 2;
+  t.max_steps = 20;
+  t.num_train_epochs = 10;
+  t.learning_rate = 2e-3;
+  t.warmup_ratio = 0.1;
+  t.weight_decay = 0.01;
+  t.max_grad_norm = 0.05;
+  t.logging_steps = 1;
+  t.seed = 42;
+  t.save_strategy = "no";
+  job.run_dir = run_dir;
+  job.write_merged = false;
+  return job;
+}
+
+}  // namespace
+
+TEST_CASE("training examples: the chat template, image tokens and response-only labels of the reference") {
+  SessionOptions options;
+  options.model = kBase;
+  auto session = Session::open(options);
+  TrainingDataOptions data_options;
+  data_options.csv = fixture("train/data/train.csv");
+  auto data = TrainingDataset::build(*session, data_options);
+  REQUIRE(data.size() == 8);
+  auto reference = tensors_at(fixture("train/tokenized.safetensors"));
+  for (std::size_t i = 0; i < 8; ++i) {
+    INFO("row " << i);
+    auto ids = reference.at("input_ids_" + std::to_string(i));
+    auto labels = reference.at("labels_" + std::to_string(i));
+    CHECK(torch::equal(torch::tensor(data[i].input_ids, torch::kInt64), ids));
+    CHECK(torch::equal(torch::tensor(data[i].labels, torch::kInt64), labels));
+  }
+  torch::Tensor labels;
+  auto batch = data.collate(*session, {0, 1}, labels);
+  auto one_step = tensors_at(fixture("train/one_step.safetensors"));
+  CHECK(torch::equal(batch.input_ids, one_step.at("batch_input_ids")));
+  CHECK(torch::equal(batch.attention_mask, one_step.at("batch_attention_mask")));
+  CHECK(torch::equal(labels, one_step.at("batch_labels")));
+  CHECK(torch::equal(batch.vision.image_grid_thw, one_step.at("batch_image_grid_thw")));
+  CHECK((batch.vision.pixel_values - one_step.at("batch_pixel_values")).abs().max().item<double>() <= 1e-6);
+}
+
+TEST_CASE("data order: torch.randperm seeded with seed + epoch") {
+  const auto curve = read_json(fixture("train/curve.json"));
+  const auto orders = curve.at("orders");
+  for (std::size_t epoch = 0; epoch < orders.size(); ++epoch) {
+    INFO("epoch " << epoch);
+    CHECK(epoch_order(8, 42, static_cast<std::int64_t>(epoch)) == orders[epoch].get<std::vector<std::size_t>>());
+  }
+}
+
+TEST_CASE("a 20-update run follows the reference loss curve and ends with its adapter") {
+  const auto curve = read_json(fixture("train/curve.json"));
+  TempDir dir;
+  auto job = curve_job(dir.file("run"));
+  job.init_adapter_dir = fixture("train/adapter_start");
+  auto summary = run_training(job);
+  CHECK(summary.completed);
+  const auto& history = summary.metrics.at("log_history");
+  const auto& updates = curve.at("updates");
+  REQUIRE(history.size() == updates.size());
+  for (std::size_t i = 0; i < updates.size(); ++i) {
+    INFO("update " << i + 1);
+    const double loss = history[i].at("loss").get<double>(), ref = updates[i].at("loss").get<double>();
+    CHECK(std::abs(loss - ref) <= 1e-5 * std::abs(ref));
+    CHECK(history[i].at("grad_norm").get<double>() == doctest::Approx(updates[i].at("grad_norm").get<double>()).epsilon(1e-4));
+    CHECK(history[i].at("learning_rate").get<double>() == doctest::Approx(updates[i].at("learning_rate").get<double>()).epsilon(1e-12));
+  }
+  auto written = tensors_at(dir.file("run/lora_adapter/adapter_model.safetensors"));
+  auto reference = tensors_at(fixture("train/adapter_after_curve/adapter_model.safetensors"));
+  REQUIRE(written.size() == reference.size());
+  for (const auto& [key, tensor] : reference) {
+    INFO(key);
+    const double scale = std::max(tensor.abs().max().item<double>(), 1e-30);
+    CHECK((written.at(key) - tensor).abs().max().item<double>() / scale <= 1e-4);
+  }
+}
+
+TEST_CASE("a run stopped after a checkpoint and resumed ends with the uninterrupted run's adapter, bit for bit") {
+  TempDir dir;
+  auto straight = curve_job(dir.file("straight"));
+  straight.training.max_steps = 6;
+  straight.lora.dropout = 0.1;  // the resumed run must also replay the dropout draws
+  run_training(straight);
+
+  auto first = curve_job(dir.file("resumed"));
+  first.training.max_steps = 6;
+  first.lora.dropout = 0.1;
+  first.training.save_strategy = "steps";
+  first.training.save_steps = 2;
+  first.on_progress = [](const TrainingProgress& p) { return p.step < 3; };
+  auto partial = run_training(first);
+  CHECK_FALSE(partial.completed);
+  CHECK(std::filesystem::exists(dir.file("resumed/checkpoints/checkpoint-3/trainer_state.json")));
+  CHECK_FALSE(std::filesystem::exists(dir.file("resumed/lora_adapter")));
+
+  auto second = curve_job(dir.file("resumed"));
+  second.training.max_steps = 6;
+  second.lora.dropout = 0.1;
+  second.training.save_strategy = "steps";
+  second.training.save_steps = 2;
+  second.training.resume_from_checkpoint = "latest";
+  auto resumed = run_training(second);
+  CHECK(resumed.completed);
+  auto a = tensors_at(dir.file("straight/lora_adapter/adapter_model.safetensors"));
+  auto b = tensors_at(dir.file("resumed/lora_adapter/adapter_model.safetensors"));
+  REQUIRE(a.size() == b.size());
+  for (const auto& [key, tensor] : a) {
+    INFO(key);
+    CHECK(torch::equal(tensor, b.at(key)));
+  }
+  CHECK(resumed.metrics.at("log_history").size() == 6);
+}
+
+TEST_CASE("gradient checkpointing gives the same gradients") {
+  SessionOptions options;
+  options.model = kBase;
+  auto session = Session::open(options);
+  auto& model = session->model();
+  auto lora = LoraModel::load(model, fixture("train/adapter_start"), /*trainable=*/true);
+  auto one_step = tensors_at(fixture("train/one_step.safetensors"));
+  ForwardInputs in;
+  in.input_ids = one_step.at("batch_input_ids");
+  in.attention_mask = one_step.at("batch_attention_mask");
+  in.vision.pixel_values = one_step.at("batch_pixel_values");
+  in.vision.image_grid_thw = one_step.at("batch_image_grid_thw");
+  const auto labels = one_step.at("batch_labels");
+  std::vector<torch::Tensor> plain, checkpointed;
+  for (bool on : {false, true}) {
+    model.set_gradient_checkpointing(on);
+    auto loss = causal_lm_loss_sum(model.forward(in, nullptr), labels);
+    loss.backward();
+    for (const auto& [name, p] : lora->parameters()) {
+      (on ? checkpointed : plain).push_back(p.grad().clone());
+      p.mutable_grad() = torch::Tensor();
+    }
+  }
+  REQUIRE(plain.size() == checkpointed.size());
+  for (std::size_t i = 0; i < plain.size(); ++i) CHECK(torch::allclose(plain[i], checkpointed[i], 1e-6, 1e-7));
+}
+
+TEST_CASE("the run folder: adapter, merged model that reproduces the adapter's logits, metrics") {
+  TempDir dir;
+  auto job = curve_job(dir.file("run"));
+  job.training.max_steps = 2;
+  job.write_merged = true;
+  job.training.save_strategy = "epoch";
+  std::vector<std::string> lines;
+  job.on_log = [&](const std::string& line) { lines.push_back(line); };
+  auto summary = run_training(job);
+  CHECK(std::filesystem::exists(dir.file("run/lora_adapter/adapter_config.json")));
+  CHECK(std::filesystem::exists(dir.file("run/final/model.safetensors")));
+  CHECK(std::filesystem::exists(dir.file("run/final/tokenizer.json")));
+  CHECK(std::filesystem::exists(dir.file("run/final/preprocessor_config.json")));
+  const auto metrics = read_json(dir.file("run/metrics.json"));
+  CHECK(metrics.at("global_step") == 2);
+  CHECK(metrics.at("trainable_parameters") == 1792);
+  CHECK(metrics.at("merge_max_abs_logit_diff").get<double>() <= 1e-4);
+  CHECK(metrics.at("log_history").size() == 2);
+  CHECK(metrics.at("model") == kBase);
+  bool reported = false;
+  for (const auto& line : lines) reported = reported || line.find("trainable params: 1792") != std::string::npos;
+  CHECK(reported);
+
+  // The merged folder loads as a plain model and gives the adapter model's logits.
+  SessionOptions merged_options;
+  merged_options.model = dir.file("run/final");
+  auto merged = Session::open(merged_options);
+  SessionOptions base_options;
+  base_options.model = kBase;
+  auto base = Session::open(base_options);
+  base->load_adapter(dir.file("run/lora_adapter"));
+  auto one_step = tensors_at(fixture("train/one_step.safetensors"));
+  ForwardInputs in;
+  in.input_ids = one_step.at("batch_input_ids");
+  in.attention_mask = one_step.at("batch_attention_mask");
+  in.vision.pixel_values = one_step.at("batch_pixel_values");
+  in.vision.image_grid_thw = one_step.at("batch_image_grid_thw");
+  torch::NoGradGuard no_grad;
+  auto a = merged->model().forward(in, nullptr), b = base->model().forward(in, nullptr);
+  auto mask = in.attention_mask.to(torch::kBool).unsqueeze(-1).expand_as(a);
+  CHECK((a - b).abs().masked_select(mask).max().item<double>() <= 1e-4);
+}
+
+TEST_CASE("preflight reports every unusable row at once") {
+  TempDir dir;
+  write_bytes(dir.file("data/train.csv"),
+              "url,instruction,response\n"
+              "missing.png,Describe,a cat\n"
+              + std::string("") + "ok.png,Describe,\n");
+  std::filesystem::copy(fixture("train/data/images/img0.png"), dir.file("data/ok.png"));
+  auto job = curve_job(dir.file("run"));
+  job.data.train_csv = dir.file("data/train.csv");
+  expect_error([&] { run_training(job); }, ErrorCode::invalid_argument,
+               {"2 of 2 training rows", "row 1 (line 2)", "missing.png", "row 2 (line 3)", "response is empty"});
+}
