@@ -20,25 +20,32 @@ char* copy_string(const std::string& s);
 
 vlm_status status_of(ErrorCode code);
 
-// Runs body() (which returns void), catching everything. Returns VLM_OK or the error's status.
+// Test-only fault injection (VLMRT_FAULT_INJECT, documented in include/vlmrt.h): throws the configured
+// exception when `function` matches, so the tests can prove that guard() turns each kind into a status.
+void inject_fault(const char* function);
+
+// Records this thread's last error and logs it at VLM_LOG_DEBUG naming `function`; returns `status`. The message
+// is `prefix` + `function` + ": " + `detail` when prefix is non-NULL, else `detail`. Builds strings inside a
+// try block: under memory exhaustion the message may be lost, the status never is.
+vlm_status report_failure(const char* function, vlm_status status, const char* prefix, const char* detail) noexcept;
+
+// Runs body() (which returns void), catching everything. Returns VLM_OK or the error's status. `function`
+// defaults to the name of the calling entry point (GCC and Clang fill __builtin_FUNCTION() at the call site).
 template <class F>
-vlm_status guard(F&& body) noexcept {
+vlm_status guard(F&& body, const char* function = __builtin_FUNCTION()) noexcept {
   try {
     clear_last_error();
+    inject_fault(function);
     body();
     return VLM_OK;
   } catch (const Error& e) {
-    set_last_error(e.what());
-    return status_of(e.code());
+    return report_failure(function, status_of(e.code()), nullptr, e.what());
   } catch (const std::bad_alloc&) {
-    set_last_error("out of memory");
-    return VLM_ERR_OUT_OF_MEMORY;
+    return report_failure(function, VLM_ERR_OUT_OF_MEMORY, "out of memory in ", "std::bad_alloc");
   } catch (const std::exception& e) {
-    set_last_error(std::string("internal error: ") + e.what());
-    return VLM_ERR_INTERNAL;
+    return report_failure(function, VLM_ERR_INTERNAL, "internal error in ", e.what());
   } catch (...) {
-    set_last_error("internal error: unknown exception");
-    return VLM_ERR_INTERNAL;
+    return report_failure(function, VLM_ERR_INTERNAL, "internal error in ", "unknown exception");
   }
 }
 

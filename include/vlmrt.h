@@ -21,9 +21,20 @@
 **   Exceptions. No C++ exception and no abort ever crosses this interface: internal failures are reported
 **   as VLM_ERR_INTERNAL with a message.
 **
-**   Threads. Functions that take no handle are safe to call from any thread at any time. The error
-**   message returned by vlm_last_error() is per thread and stays valid until the next vlm_* call on that
-**   thread.
+**   Threads. Functions that take no handle are safe to call from any thread at any time. A handle may be
+**   used by one thread at a time unless its declaration says more (a vlm_checkpoint may be read from several
+**   threads; vlm_session_cancel may be called from any thread); different handles may be used from
+**   different threads at once. Free a handle once, from one thread, when no other call on it is running.
+**   Callbacks (token streaming, token counting, progress) run on the thread that made the call, or on the
+**   library's worker threads where their declaration says so; the log callback's rules are in its section.
+**   The error message returned by vlm_last_error() is per thread and stays valid until the next vlm_* call
+**   on that thread.
+**
+**   Testing. When the environment variable VLMRT_FAULT_INJECT is set to "FUNCTION[:KIND]" (FUNCTION a vlm_*
+**   name or "*", KIND one of error, bad_alloc, std, unknown; default std), every matching entry point that
+**   returns a vlm_status throws the corresponding C++ exception inside the library before doing anything,
+**   which must come back as a status and a message naming the function. It exists for the test suite; never
+**   set it in production.
 **
 ** VERSIONS
 **
@@ -351,6 +362,51 @@ VLM_API size_t vlm_metrics_result_num_examples(const vlm_metrics_result *result)
 /* VLM_PIPELINE_API_END */
 
 /* VLM_LOG_API_BEGIN */
+/* ------------------------------------------------------------------------------------------------------ */
+/* Diagnostics: the log callback                                                                          */
+/* ------------------------------------------------------------------------------------------------------ */
+
+/* The library never prints anything by itself. A host that wants its diagnostics (what was loaded, which
+** defaults applied, progress of long runs, the message of every failed call at VLM_LOG_DEBUG) installs a
+** callback with vlm_set_log_callback.
+**
+** Lines. Each call of the callback receives exactly one whole line of UTF-8 text: no newline inside, no
+** trailing newline, never NULL (possibly ""). The string is valid only during the call; copy it to keep it.
+**
+** Thread rules. The callback may be called from any thread that is inside a vlm_* call, including the
+** library's worker threads. Calls are serialised: the library never calls the callback from two threads at
+** once, so it need not be thread-safe itself. It must return promptly and must not call vlm_set_log_callback
+** or vlm_set_log_level (that would deadlock); it may call vlm_log_level_name. vlm_set_log_callback and
+** vlm_set_log_level may be called from any thread at any time; when vlm_set_log_callback returns, the
+** previous callback has returned from its last call and is never called again, so its user_data may be
+** freed. */
+
+typedef enum vlm_log_level {
+  VLM_LOG_DEBUG = 10,   /* details for diagnosing a problem, e.g. the message of every failed call */
+  VLM_LOG_INFO = 20,    /* what happened: a model loaded, a run started or finished */
+  VLM_LOG_WARNING = 30, /* something the caller should look at, e.g. an option that was ignored */
+  VLM_LOG_ERROR = 40,   /* a failure, also reported through the failing call's status */
+  VLM_LOG_OFF = 100     /* as a threshold only: deliver nothing */
+} vlm_log_level;
+
+/* Receives one line at `level`; user_data is the pointer given to vlm_set_log_callback. */
+typedef void (*vlm_log_callback)(vlm_log_level level, const char *line, void *user_data);
+
+/* Installs `callback` (NULL removes it; the default is none) with its user_data. Process-wide: one
+** callback for all sessions and threads. */
+VLM_API void vlm_set_log_callback(vlm_log_callback callback, void *user_data);
+
+/* Sets the threshold: lines below `level` are dropped before they are formatted. Default VLM_LOG_INFO.
+** VLM_ERR_INVALID_ARGUMENT for a value that is not one of the vlm_log_level constants (the threshold is
+** then unchanged). */
+VLM_API vlm_status vlm_set_log_level(vlm_log_level level);
+
+/* The current threshold. */
+VLM_API vlm_log_level vlm_get_log_level(void);
+
+/* A constant lower-case name for a level ("debug", "info", "warning", "error", "off"; "unknown" for any
+** other value). Never NULL. */
+VLM_API const char *vlm_log_level_name(vlm_log_level level);
 /* VLM_LOG_API_END */
 
 #ifdef __cplusplus
