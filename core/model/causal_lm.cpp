@@ -19,51 +19,16 @@ struct CausalLMConfig {
   std::int64_t bos_token_id = -1, pad_token_id = -1;
 
   static CausalLMConfig parse(const ModelConfig& model_config) {
-    const ConfigObject& raw = model_config.raw;
     CausalLMConfig c;
     c.model_type = model_config.model_type;
-    const bool qwen2 = c.model_type == "qwen2";
-    auto& t = c.text;
-    t.vocab_size = raw.get<std::int64_t>("vocab_size");
-    t.hidden_size = raw.get<std::int64_t>("hidden_size");
-    t.intermediate_size = raw.get<std::int64_t>("intermediate_size");
-    t.num_layers = raw.get<std::int64_t>("num_hidden_layers");
-    t.num_heads = raw.get<std::int64_t>("num_attention_heads");
-    t.num_kv_heads = raw.get_or<std::int64_t>("num_key_value_heads", t.num_heads);
-    if (t.num_heads <= 0 || t.num_kv_heads <= 0 || t.num_heads % t.num_kv_heads != 0) {
-      fail(ErrorCode::corrupt_data, raw.describe("num_key_value_heads") +
-                                        ": num_attention_heads must be a positive multiple of num_key_value_heads");
-    }
-    t.head_dim = raw.get_or<std::int64_t>("head_dim", t.hidden_size / t.num_heads);
-    t.rms_norm_eps = raw.get_or<double>("rms_norm_eps", qwen2 ? 1e-6 : 1e-6);
-    t.hidden_act = raw.get_or<std::string>("hidden_act", "silu");
-    t.qkv_bias = qwen2 ? true : raw.get_or<bool>("attention_bias", false);
-    t.o_bias = qwen2 ? false : raw.get_or<bool>("attention_bias", false);
-    t.mlp_bias = qwen2 ? false : raw.get_or<bool>("mlp_bias", false);
-    if (qwen2 && raw.get_or<bool>("use_sliding_window", false)) {
-      fail(ErrorCode::unsupported, raw.describe("use_sliding_window") + ": sliding-window attention is not supported");
-    }
-    c.rope_theta = raw.get_or<double>("rope_theta", qwen2 ? 1e6 : 10000.0);
-    std::optional<ConfigObject> rope = raw.child_optional("rope_parameters");
-    if (!rope) rope = raw.child_optional("rope_scaling");
-    if (rope) {
-      c.rope_theta = rope->get_or<double>("rope_theta", c.rope_theta);
-      auto& s = c.scaling;
-      s.type = rope->get_or<std::string>("rope_type", rope->get_or<std::string>("type", "default"));
-      s.factor = rope->get_or<double>("factor", 1.0);
-      s.low_freq_factor = rope->get_or<double>("low_freq_factor", 1.0);
-      s.high_freq_factor = rope->get_or<double>("high_freq_factor", 4.0);
-      s.original_max_position_embeddings = rope->get_or<std::int64_t>(
-          "original_max_position_embeddings", raw.get_or<std::int64_t>("max_position_embeddings", 8192));
-      if (s.type != "default" && s.type != "linear" && s.type != "llama3") {
-        fail(ErrorCode::unsupported, rope->describe("rope_type") + ": '" + s.type +
-                                         "' is not supported (default, linear, llama3)");
-      }
-    }
+    TextModelConfig t = parse_text_model_config(model_config.raw, c.model_type, /*class_defaults=*/false);
+    c.text = t.decoder;
+    c.rope_theta = t.rope_theta;
+    c.scaling = t.scaling;
     c.tie_word_embeddings = model_config.tie_word_embeddings;
-    c.eos_token_ids = read_token_ids(raw, "eos_token_id");
-    c.bos_token_id = raw.get_or<std::int64_t>("bos_token_id", -1);
-    c.pad_token_id = raw.get_or<std::int64_t>("pad_token_id", -1);
+    c.eos_token_ids = t.eos_token_ids;
+    c.bos_token_id = t.bos_token_id;
+    c.pad_token_id = t.pad_token_id;
     return c;
   }
 };
@@ -150,6 +115,58 @@ class CausalLM : public VisionLanguageModel {
 };
 
 }  // namespace
+
+TextModelConfig parse_text_model_config(const ConfigObject& raw, const std::string& model_type, bool class_defaults) {
+  TextModelConfig c;
+  const bool qwen2 = model_type == "qwen2";
+  auto& t = c.decoder;
+  // LlamaConfig's class defaults (Llama-2-7B), used for keys a LLaVA text_config leaves out.
+  auto size = [&](const char* key, std::int64_t fallback) {
+    return class_defaults ? raw.get_or<std::int64_t>(key, fallback) : raw.get<std::int64_t>(key);
+  };
+  t.vocab_size = size("vocab_size", 32000);
+  t.hidden_size = size("hidden_size", 4096);
+  t.intermediate_size = size("intermediate_size", 11008);
+  t.num_layers = size("num_hidden_layers", 32);
+  t.num_heads = size("num_attention_heads", 32);
+  t.num_kv_heads = raw.get_or<std::int64_t>("num_key_value_heads", t.num_heads);
+  if (t.num_heads <= 0 || t.num_kv_heads <= 0 || t.num_heads % t.num_kv_heads != 0 || t.hidden_size <= 0) {
+    fail(ErrorCode::corrupt_data, raw.describe("num_key_value_heads") +
+                                      ": num_attention_heads must be a positive multiple of num_key_value_heads");
+  }
+  // transformers writes head_dim: null for "hidden_size / num_attention_heads".
+  const auto head_dim = raw.get_optional<std::int64_t>("head_dim");
+  t.head_dim = head_dim ? *head_dim : t.hidden_size / t.num_heads;
+  t.rms_norm_eps = raw.get_or<double>("rms_norm_eps", 1e-6);
+  t.hidden_act = raw.get_or<std::string>("hidden_act", "silu");
+  t.qkv_bias = qwen2 ? true : raw.get_or<bool>("attention_bias", false);
+  t.o_bias = qwen2 ? false : raw.get_or<bool>("attention_bias", false);
+  t.mlp_bias = qwen2 ? false : raw.get_or<bool>("mlp_bias", false);
+  if (qwen2 && raw.get_or<bool>("use_sliding_window", false)) {
+    fail(ErrorCode::unsupported, raw.describe("use_sliding_window") + ": sliding-window attention is not supported");
+  }
+  c.rope_theta = raw.get_or<double>("rope_theta", qwen2 ? 1e6 : 10000.0);
+  std::optional<ConfigObject> rope = raw.child_optional("rope_parameters");
+  if (!rope) rope = raw.child_optional("rope_scaling");
+  if (rope) {
+    c.rope_theta = rope->get_or<double>("rope_theta", c.rope_theta);
+    auto& s = c.scaling;
+    s.type = rope->get_or<std::string>("rope_type", rope->get_or<std::string>("type", "default"));
+    s.factor = rope->get_or<double>("factor", 1.0);
+    s.low_freq_factor = rope->get_or<double>("low_freq_factor", 1.0);
+    s.high_freq_factor = rope->get_or<double>("high_freq_factor", 4.0);
+    s.original_max_position_embeddings = rope->get_or<std::int64_t>(
+        "original_max_position_embeddings", raw.get_or<std::int64_t>("max_position_embeddings", 8192));
+    if (s.type != "default" && s.type != "linear" && s.type != "llama3") {
+      fail(ErrorCode::unsupported, rope->describe("rope_type") + ": '" + s.type +
+                                       "' is not supported (default, linear, llama3)");
+    }
+  }
+  c.eos_token_ids = read_token_ids(raw, "eos_token_id");
+  c.bos_token_id = raw.get_or<std::int64_t>("bos_token_id", -1);
+  c.pad_token_id = raw.get_or<std::int64_t>("pad_token_id", -1);
+  return c;
+}
 
 std::unique_ptr<VisionLanguageModel> create_causal_lm(const ModelConfig& config, const Checkpoint& checkpoint,
                                                       const LoadOptions& options) {

@@ -47,6 +47,9 @@ struct ModelInfo {
   std::int64_t vocab_size = 0;
   std::int64_t num_layers = 0;
   std::int64_t image_token_id = -1;     // -1 for text-only models
+  // Image tokens one image expands to when the model fixes it (LLaVA: (image_size / patch)^2, +1 with the "full"
+  // strategy); 0 when the image processor decides per image (Qwen2-VL).
+  std::int64_t tokens_per_image = 0;
   std::vector<std::int64_t> eos_token_ids;
   std::int64_t pad_token_id = -1;
   std::int64_t bos_token_id = -1;

@@ -37,6 +37,7 @@ const std::vector<ModelFamily>& model_families() {
       {"qwen2_5_vl", create_qwen2_vl},
       {"qwen2", create_causal_lm},
       {"llama", create_causal_lm},
+      {"llava", create_llava},
   };
   return families;
 }

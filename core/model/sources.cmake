@@ -5,6 +5,7 @@ add_library(vlm_model STATIC
   ${CMAKE_CURRENT_LIST_DIR}/weights.cpp
   ${CMAKE_CURRENT_LIST_DIR}/qwen2_vl.cpp
   ${CMAKE_CURRENT_LIST_DIR}/causal_lm.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/llava.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lora.cpp
   ${CMAKE_CURRENT_LIST_DIR}/registry.cpp)
 target_link_libraries(vlm_model PUBLIC vlm_torch)

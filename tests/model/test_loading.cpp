@@ -42,7 +42,7 @@ void edit_config(const std::string& dir, const std::function<void(nlohmann::json
 }  // namespace
 
 TEST_CASE("supported model types and dtype names") {
-  CHECK(supported_model_types() == std::vector<std::string>{"qwen2_vl", "qwen2_5_vl", "qwen2", "llama"});
+  CHECK(supported_model_types() == std::vector<std::string>{"qwen2_vl", "qwen2_5_vl", "qwen2", "llama", "llava"});
   CHECK((parse_model_dtype("bf16") == torch::kBFloat16));
   CHECK((parse_model_dtype("float16") == torch::kHalf));
   CHECK((parse_model_dtype("float32") == torch::kFloat));
@@ -87,7 +87,7 @@ TEST_CASE("unknown model_type lists the supported ones") {
   copy_checkpoint("qwen2_tied", dir.path(), [](NamedTensors&) {});
   edit_config(dir.path(), [](nlohmann::json& c) { c["model_type"] = "gpt_neox"; });
   expect_error([&] { load_model(dir.path()); }, ErrorCode::unsupported,
-               {"model_type 'gpt_neox'", "qwen2_vl, qwen2_5_vl, qwen2, llama", "config.json"});
+               {"model_type 'gpt_neox'", "qwen2_vl, qwen2_5_vl, qwen2, llama, llava", "config.json"});
 }
 
 TEST_CASE("a config that contradicts itself is refused") {
