@@ -43,8 +43,11 @@ std::unique_ptr<Session> Session::open(const SessionOptions& options) {
 PreparedPrompt Session::prepare(const Conversation& conversation, bool add_generation_prompt) const {
   PreparedPrompt p;
   p.text = chat::apply_chat_template(*chat_template_, conversation.messages, add_generation_prompt, special_tokens_);
-  // The template writes the special tokens itself: transformers' processors tokenize without adding more.
-  const std::vector<std::int32_t> ids = tokenizer_->encode(p.text, /*add_special_tokens=*/false);
+  // As transformers' processor apply_chat_template: special tokens are added (LLaVA's BOS) unless the rendered
+  // text already starts with the BOS token (Qwen2-VL's tokenizer adds none either way).
+  const auto& bos = tokenizer_->config().bos_token;
+  const bool add_special_tokens = !(bos && !bos->empty() && p.text.rfind(*bos, 0) == 0);
+  const std::vector<std::int32_t> ids = tokenizer_->encode(p.text, add_special_tokens);
 
   const std::int64_t image_token = model_->info().image_token_id;
   std::size_t placeholders = 0;
@@ -63,7 +66,9 @@ PreparedPrompt Session::prepare(const Conversation& conversation, bool add_gener
   std::size_t image = 0;
   for (auto id : ids) {
     if (image_token >= 0 && id == image_token) {
-      const std::int64_t n = p.pixels.images[image++].num_image_tokens;
+      // Qwen2-VL's processor counts per image; for CLIP-preprocessed families (LLaVA) the model fixes the count.
+      std::int64_t n = p.pixels.images[image++].num_image_tokens;
+      if (n <= 0) n = model_->info().tokens_per_image;
       if (n <= 0) {
         fail(ErrorCode::unsupported, "the image processor of this model does not say how many tokens an image takes; "
                                      "this model family is not supported for image prompts yet");
