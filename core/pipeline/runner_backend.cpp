@@ -1,0 +1,65 @@
+// The runner's real backend: the trainer, and a session with the run's adapter for evaluation. The parts whose
+// implementation is not in this build (run.cmake decides) fail with a clear message instead of a link error.
+#include "pipeline/runner.h"
+
+#include "base/error.h"
+#include "base/fs.h"
+#include "session/session.h"
+
+#if VLM_RUN_HAVE_EVALUATION
+#include "pipeline/evaluate.h"
+#endif
+
+namespace vlm {
+
+PipelineBackend default_pipeline_backend() {
+  PipelineBackend backend;
+  backend.train = [](const TrainingJob& job) -> TrainingSummary {
+#if VLM_RUN_HAVE_TRAINER
+    return run_training(job);
+#else
+    (void)job;
+    fail(ErrorCode::unsupported, "LoRA training is not part of this build of vlmrt (core/train has no trainer yet)");
+#endif
+  };
+  backend.evaluate = [](const EvaluationRequest& request) -> EvaluationOutcome {
+#if VLM_RUN_HAVE_EVALUATION
+    SessionOptions session_options;
+    session_options.model = request.model;
+    session_options.load = request.load;
+    session_options.image = request.image;
+    std::unique_ptr<Session> session = Session::open(session_options);
+    if (!request.adapter_dir.empty()) session->load_adapter(request.adapter_dir);
+    EvaluationJob job;
+    job.csv = request.csv;
+    job.base_dir = request.base_dir;
+    job.image_column = request.data.image_column;
+    job.query_column = request.data.query_column;
+    job.annotation_column = request.data.annotation_column;
+    job.instruction_column = request.data.instruction_column;
+    job.response_column = request.data.response_column;
+    job.batch_size = request.batch_size;
+    job.max_samples = request.data.max_eval_samples;
+    job.generation = request.generation;
+    job.output_dir = request.output_dir;
+    job.model_label = request.model;
+    if (!request.adapter_dir.empty()) job.adapters = {request.adapter_dir};
+    job.on_progress = request.on_progress;
+    job.on_log = request.on_log;
+    job.cancel = request.cancel;
+    EvaluationSummary summary = run_evaluation(*session, job);
+    EvaluationOutcome outcome;
+    outcome.metrics = std::move(summary.metrics);
+    outcome.examples = summary.examples;
+    outcome.predictions_path = summary.predictions_path;
+    outcome.metrics_path = summary.metrics_path;
+    return outcome;
+#else
+    (void)request;
+    fail(ErrorCode::unsupported, "evaluation is not part of this build of vlmrt (core/pipeline/evaluate.cpp is missing)");
+#endif
+  };
+  return backend;
+}
+
+}  // namespace vlm
