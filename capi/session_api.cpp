@@ -13,10 +13,7 @@
 #include "model/registry.h"
 #include "session/session.h"
 
-struct vlm_session {
-  std::unique_ptr<vlm::Session> session;
-  std::atomic<bool> cancel{false};
-};
+#include "session_handle.h"
 
 using namespace vlm::capi;
 

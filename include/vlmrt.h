@@ -356,9 +356,294 @@ VLM_API size_t vlm_metrics_result_num_examples(const vlm_metrics_result *result)
 /* VLM_METRICS_API_END */
 
 /* VLM_TRAIN_API_BEGIN */
+/* ---------------------------------------------------------------------------------------------------------------
+** LoRA training, step by step
+**
+** A trainer attaches LoRA adapters (PEFT semantics and file format) to a session's model and runs one optimizer
+** update per vlm_train_step call on the examples given: they form one gradient-accumulation window whose loss is the
+** sum of token cross-entropies over the response tokens divided by the window's number of predicted tokens, as
+** transformers' Trainer computes it. While a trainer exists, vlm_generate and vlm_score on its session run with the
+** adapters (so a host can evaluate between steps); vlm_trainer_free removes them again (unless they were merged).
+**
+** Threads: a trainer belongs to its session; do not use the session from another thread during a step. One trainer
+** per session at a time. For whole runs from a CSV with checkpoints and resume, see vlm_pipeline_run.
+*/
+typedef struct vlm_trainer vlm_trainer;
+
+typedef struct vlm_train_options {
+  size_t struct_size;
+  /* LoRA. Defaults: r 8, alpha 8, dropout 0. */
+  int r;
+  double alpha;
+  double dropout;
+  /* Target modules: names matched as a module path's last components ("q_proj", "self_attn.o_proj"), or the
+  ** single entry "all-linear". NULL / 0 entries: the family default, the language model's q_proj and v_proj. */
+  const char *const *target_modules;
+  size_t num_target_modules;
+  /* Alternatively a regular expression the whole module path must match (overrides target_modules). */
+  const char *target_regex;
+  int use_rslora;  /* scaling alpha / sqrt(r) instead of alpha / r */
+  int use_dora;    /* weight-decomposed LoRA */
+  /* Allow adapters in the vision tower / projector (frozen by default). */
+  int train_vision_tower;
+  int train_projector;
+  /* Start from this PEFT adapter folder instead of fresh adapters (its adapter_config.json decides the LoRA
+  ** settings above). NULL: fresh adapters (Kaiming-uniform A, zero B, drawn after seeding with `seed`). */
+  const char *init_adapter;
+  /* AdamW. Defaults: learning_rate 5e-5, weight_decay 0, betas 0.9 / 0.999, epsilon 1e-8. */
+  double learning_rate;
+  double weight_decay;
+  double adam_beta1;
+  double adam_beta2;
+  double adam_epsilon;
+  /* Schedule: "constant" (default), "constant_with_warmup", "linear" or "cosine"; linear and cosine need
+  ** total_steps. */
+  const char *lr_scheduler_type;
+  int64_t warmup_steps;
+  int64_t total_steps;
+  /* Gradient clipping by global norm; <= 0 disables it. Default 1.0. */
+  double max_grad_norm;
+  /* "no" (default), "bf16" (autocast, CPU and CUDA) or "fp16" (CUDA only). */
+  const char *mixed_precision;
+  int gradient_checkpointing;
+  /* Loss on the response tokens only (default 1) or on the whole sequence (0). */
+  int loss_on_response_only;
+  /* Truncate examples to this many tokens (never inside an image); 0: no limit. */
+  int max_seq_length;
+  /* Examples per forward pass within a step; 0: all examples of the step at once. */
+  int micro_batch_size;
+  uint64_t seed; /* default 42 */
+} vlm_train_options;
+
+VLM_API void vlm_train_options_init(vlm_train_options *options);
+
+/* Attaches adapters to the session's model. Fails with VLM_ERR_INVALID_ARGUMENT when a target matches no
+** module (the message lists what module paths look like) or only modules of a frozen part. */
+VLM_API vlm_status vlm_trainer_create(vlm_session *session, const vlm_train_options *options, vlm_trainer **out_trainer);
+/* Removes the adapters from the model (when not merged) and frees the trainer. NULL is allowed. */
+VLM_API void vlm_trainer_free(vlm_trainer *trainer);
+
+/* One training example: an instruction, the response to learn, and optionally one image given either as a file
+** path or as an RGB8 buffer (width * height pixels, `stride` bytes per row; 0 means width * 3). */
+typedef struct vlm_train_example {
+  const char *instruction;
+  const char *response;
+  const char *image_path;
+  const uint8_t *rgb;
+  uint32_t width;
+  uint32_t height;
+  size_t stride;
+} vlm_train_example;
+
+typedef struct vlm_train_step_result {
+  double loss;           /* the window's loss (before the update) */
+  double grad_norm;      /* global gradient norm before clipping */
+  double learning_rate;  /* the rate this update used */
+  int64_t step;          /* updates done, this one included */
+  int64_t num_predicted_tokens;
+} vlm_train_step_result;
+
+/* One optimizer update on `num_examples` examples. On failure nothing is updated and *out_result is untouched. */
+VLM_API vlm_status vlm_train_step(vlm_trainer *trainer, const vlm_train_example *examples, size_t num_examples,
+                                  vlm_train_step_result *out_result);
+/* Writes adapter_config.json + adapter_model.safetensors (PEFT format: PeftModel.from_pretrained loads it). */
+VLM_API vlm_status vlm_trainer_save_adapter(vlm_trainer *trainer, const char *folder);
+/* Saves / restores the adapter, the optimizer moments, the step count and the RNG state; a restored trainer
+** continues bit for bit where the saved one stood (on the CPU). The trainer must have the same LoRA settings. */
+VLM_API vlm_status vlm_trainer_save_state(vlm_trainer *trainer, const char *folder);
+VLM_API vlm_status vlm_trainer_load_state(vlm_trainer *trainer, const char *folder);
+/* Folds the adapters into the model and writes the merged model in the Hugging Face format (config.json,
+** safetensors, tokenizer and processor files). Afterwards the session generates with the merged weights and
+** the trainer accepts no further step. */
+VLM_API vlm_status vlm_trainer_export_merged(vlm_trainer *trainer, const char *folder);
+/* Trainable and total parameter counts (as PEFT's print_trainable_parameters). Either pointer may be NULL. */
+VLM_API vlm_status vlm_trainer_parameter_counts(const vlm_trainer *trainer, int64_t *out_trainable, int64_t *out_total);
+
+/* Attaches a PEFT LoRA adapter folder to a session's model for generation and scoring (adapters loaded one after
+** another add up). Keys in either transformers layout are accepted; a file whose keys match no module fails. */
+VLM_API vlm_status vlm_session_load_adapter(vlm_session *session, const char *adapter_folder);
 /* VLM_TRAIN_API_END */
 
 /* VLM_PIPELINE_API_BEGIN */
+/* ---- vlm_evaluate (owner: pipeline-data) ---- */
+/* ------------------------------------------------------------------------------------------------------ */
+/* Evaluation on a CSV file                                                                               */
+/* ------------------------------------------------------------------------------------------------------ */
+
+/* Evaluates a model (plus LoRA adapters) on the rows of a CSV file and writes, atomically, into output_dir:
+**   predictions.jsonl        one JSON object per row: "index" (0-based data row), "csv_line", "image", "query",
+**                            "prediction", "reference", "finish_reason", "scores" (that row's metrics, as
+**                            vlm_metrics_result_example_json)
+**   generation_metrics.json  the corpus metrics as vlm_metrics_result_corpus_json ("num_examples", "metrics" with
+**                            each value's reference implementation, "bleu_details", "token_statistics") plus
+**                            "evaluation": what was evaluated (model, adapters, CSV, options, runtime)
+** CSV columns: the image (default "url": a path relative to the CSV's folder, an absolute path, a file:// URL or an
+** http(s):// URL, downloaded into a content-addressed cache), the query (default "query", else "instruction") and
+** the reference answer (default "annotation", else "response"). Each row becomes one user message: the image, then
+** prompt_template with every "{query}" replaced by the row's query; system_message, when set, comes first.
+** Every row is checked and every image loaded before anything is generated: a bad row (empty image or reference
+** cell, an image that is missing, unreadable or not PNG/JPEG) fails with a message naming the CSV file, the data
+** row and its line, and nothing is written. A stop through on_progress returns VLM_ERR_CANCELLED and writes
+** nothing. */
+
+/* Called after each batch with the rows done so far and the total; return 0 to stop. */
+typedef int (*vlm_evaluate_progress_fn)(int64_t done, int64_t total, void *user_data);
+/* Receives one line (no newline) about the evaluation's progress; valid during the call only. */
+typedef void (*vlm_evaluate_log_fn)(const char *line, void *user_data);
+
+typedef struct vlm_evaluate_options {
+  size_t struct_size;
+  /* A finished training run to evaluate: <results_dir>/<run>/ where results_dir is given or is config_path's
+  ** output_dir. The run supplies what is not given below: the model (its metrics.json "model", else the config's
+  ** models[] entry named by the run's "<model>__" prefix), the adapter (<run>/lora_adapter), the output folder
+  ** (the run folder) and, with a config, the CSV (data.val_csv), its columns, data.max_eval_samples,
+  ** per_device_eval_batch_size, the training.generation_* settings and the model entry's dtype, device and pixel
+  ** limits. NULL: no run. */
+  const char *run;
+  const char *config_path;
+  const char *results_dir;
+  /* The model: a folder or a Hugging Face id in the offline cache (as vlm_session_options.model). Required
+  ** without a run. */
+  const char *model;
+  /* When set, the checkpoint must be of this type (llava, llava_next, llava_gemma, qwen_vl, qwen2_vl,
+  ** qwen2_5_vl, blip2, causal_lm; the run's recorded type otherwise). NULL: not checked. */
+  const char *model_type;
+  /* PEFT LoRA adapter folders (adapter_config.json + adapter_model.safetensors), applied in order; they replace
+  ** the run's adapter. */
+  const char *const *adapter_paths;
+  size_t num_adapters;
+  const char *dtype;  /* "float32" (default), "bfloat16", "float16" */
+  const char *device; /* "cpu" (default), "cuda", "cuda:N" */
+  uint64_t min_pixels; /* Qwen2-VL pixel budget per image; 0 keeps preprocessor_config.json's value */
+  uint64_t max_pixels;
+  int num_threads;     /* image preprocessing threads; 0 = every CPU */
+  /* The data. csv is required without a config; NULL strings take the defaults above. */
+  const char *csv;
+  const char *image_base_dir; /* relative image paths; NULL = the CSV's folder */
+  const char *image_column;   /* default "url"; "" = text-only prompts */
+  const char *query_column;   /* default "query" */
+  const char *annotation_column;  /* default "annotation" */
+  const char *instruction_column; /* fallback query column, default "instruction" */
+  const char *response_column;    /* fallback reference column, default "response" */
+  int64_t max_samples;        /* the first N rows; 0 = all */
+  /* Where predictions.jsonl and generation_metrics.json go (created if missing). Required without a run. */
+  const char *output_dir;
+  /* Generation. NULL = the checkpoint's generation_config.json and transformers' defaults. Its on_token
+  ** callback, if set, receives prompt indices within the current batch. */
+  const vlm_generation_options *generation;
+  int batch_size;             /* rows per generate call; 0 (default) = the config's per_device_eval_batch_size, else 1 */
+  const char *prompt_template; /* default "{query}" */
+  const char *system_message;  /* NULL or "" = none (the chat template's default) */
+  /* Images by URL. */
+  const char *image_cache_dir;    /* NULL = $XDG_CACHE_HOME/vlmrt/images or ~/.cache/vlmrt/images */
+  int64_t fetch_connect_timeout_ms; /* default 10000 */
+  int64_t fetch_timeout_ms;         /* default 60000, the whole transfer */
+  int fetch_retries;                /* default 2; further tries after a timeout, reset, truncated body, 5xx, 429 */
+  uint64_t fetch_max_bytes;         /* default 64 MiB */
+  /* Metrics. */
+  int meteor_mode;          /* a vlm_meteor_mode; default VLM_METEOR_FULL */
+  const char *wordnet_dir;  /* NULL = "/usr/share/wordnet" */
+  /* Callbacks, on the calling thread; user_data goes to both. */
+  vlm_evaluate_progress_fn on_progress;
+  vlm_evaluate_log_fn on_log;
+  void *user_data;
+} vlm_evaluate_options;
+
+VLM_API void vlm_evaluate_options_init(vlm_evaluate_options *options);
+
+typedef struct vlm_evaluate_result vlm_evaluate_result;
+
+/* Loads the model and adapters, evaluates, writes the files. On success *out_result receives a result to free
+** with vlm_evaluate_result_free. */
+VLM_API vlm_status vlm_evaluate_run(const vlm_evaluate_options *options, vlm_evaluate_result **out_result);
+/* The content of generation_metrics.json (owned by the result). "" for NULL. */
+VLM_API const char *vlm_evaluate_result_metrics_json(const vlm_evaluate_result *result);
+/* The paths of the two files written (owned by the result). "" for NULL. */
+VLM_API const char *vlm_evaluate_result_predictions_path(const vlm_evaluate_result *result);
+VLM_API const char *vlm_evaluate_result_metrics_path(const vlm_evaluate_result *result);
+/* The number of rows evaluated (0 for NULL). */
+VLM_API int64_t vlm_evaluate_result_num_examples(const vlm_evaluate_result *result);
+/* One corpus metric by name ("exact_match", "bleu", "meteor", "rougeL", ...); VLM_ERR_NOT_FOUND for a metric the
+** result does not have. */
+VLM_API vlm_status vlm_evaluate_result_metric(const vlm_evaluate_result *result, const char *name, double *out_value);
+VLM_API void vlm_evaluate_result_free(vlm_evaluate_result *result);
+/* ---- end of vlm_evaluate ---- */
+/* ------------------------------------------------------------------------------------------------------ */
+/* The ablation pipeline: every model x LoRA variant of an experiment config, trained and evaluated        */
+/* ------------------------------------------------------------------------------------------------------ */
+
+/* vlm_pipeline_run reads an experiment config (configs/vlm_ablation.yaml's format), validates all of it before
+** any work starts, then for every model x LoRA variant trains in <output_dir>/<model>__<variant>/ (checkpoints/,
+** lora_adapter/, final/, metrics.json, run.log) and, when evaluation.enabled, evaluates the adapter on
+** data.val_csv (predictions.jsonl, generation_metrics.json) and data.test_csv (test/...). With
+** evaluation.baseline the untuned model is evaluated as run <model>__baseline. Every run is then put side by
+** side in <output_dir>/ablation_summary.json and ablation_summary.md.
+**
+** Re-running the same config skips finished stages and resumes interrupted training from its latest
+** checkpoint. A run that fails is recorded (its error.json and the summary) and the other runs go on; the
+** call still returns VLM_OK then, and out_counts says how many failed. A run folder made with different
+** training settings is refused (that run fails) rather than silently mixed. */
+
+typedef struct vlm_pipeline_progress {
+  const char *run;        /* "<model>__<variant>" or "<model>__baseline"; valid during the callback */
+  const char *stage;      /* "train", "evaluate" (validation set) or "test" (a constant string) */
+  size_t run_index;       /* 0-based among the runs of this call */
+  size_t num_runs;
+  int64_t done;           /* optimizer steps (train) or examples (evaluate, test) */
+  int64_t total;
+  double loss;            /* train: the last update's loss; NaN otherwise */
+  double learning_rate;   /* train: the last update's rate; NaN otherwise */
+  double elapsed_seconds; /* since the stage started (this call) */
+} vlm_pipeline_progress;
+
+/* Called after every optimizer update and every evaluated batch, on the calling thread. Return 0 to stop:
+** training stops after saving a checkpoint (the next call resumes it), evaluation after the current batch. */
+typedef int (*vlm_pipeline_progress_fn)(const vlm_pipeline_progress *progress, void *user_data);
+/* Every line written to a run's run.log (run = "" for lines about the whole pipeline). */
+typedef void (*vlm_pipeline_log_fn)(const char *run, const char *line, void *user_data);
+
+typedef struct vlm_pipeline_options {
+  size_t struct_size;
+  const char *config_path;       /* the YAML experiment config. Required. */
+  const char *output_dir;        /* NULL or "": the config's output_dir (relative: to the current directory) */
+  /* Runs to do: run names ("<model>__<variant>", "<model>__baseline"), model names or variant names.
+  ** NULL / 0: every run. A name that matches nothing is VLM_ERR_INVALID_ARGUMENT listing the runs. */
+  const char *const *only_runs;
+  size_t num_only_runs;
+  /* 1: validate the config, its data files and that every model resolves (local folder or offline Hugging
+  ** Face cache) and is supported; run nothing, write nothing. Default 0. */
+  int validate_only;
+  /* 0: train only, even when the config enables evaluation. Default 1. */
+  int evaluate;
+  /* 1: draw progress on stderr (bars with rate and ETA on a terminal, a plain line every 10 s otherwise)
+  ** and print the log lines there. The library prints nothing unless asked to here. Default 0. */
+  int show_progress;
+  vlm_pipeline_progress_fn on_progress; /* NULL: none */
+  vlm_pipeline_log_fn on_log;           /* NULL: none */
+  void *user_data;
+} vlm_pipeline_options;
+
+VLM_API void vlm_pipeline_options_init(vlm_pipeline_options *options);
+
+typedef struct vlm_pipeline_counts {
+  size_t runs;       /* runs selected in this call */
+  size_t completed;  /* finished now or earlier (skipped ones included) */
+  size_t skipped;    /* already finished before this call */
+  size_t failed;
+  int cancelled;     /* 1 when on_progress asked to stop; the remaining runs were not started */
+} vlm_pipeline_counts;
+
+/* Runs the pipeline. On VLM_OK, *out_summary_json (may be NULL) receives the content of
+** ablation_summary.json (with validate_only: {"valid": true, "models": [...], "runs": [...]}); free it with
+** vlm_string_free. *out_counts (may be NULL) receives the counts. A bad config, option or data file, or (with
+** validate_only) a model that cannot be found, fails before anything is written, with every problem in the
+** message (each naming the file, line and key path). */
+VLM_API vlm_status vlm_pipeline_run(const vlm_pipeline_options *options, char **out_summary_json,
+                                    vlm_pipeline_counts *out_counts);
+
+/* The summary (the content of ablation_summary.json, or vlm_pipeline_run's JSON) as a text table
+** ("markdown" = 1: a Markdown table). Free with vlm_string_free. */
+VLM_API vlm_status vlm_pipeline_summary_table(const char *summary_json, int markdown, char **out_table);
 /* VLM_PIPELINE_API_END */
 
 /* VLM_LOG_API_BEGIN */

@@ -81,7 +81,7 @@ PreparedPrompt Session::prepare(const Conversation& conversation, bool add_gener
   return p;
 }
 
-ForwardInputs Session::make_batch(const std::vector<PreparedPrompt>& prompts) const {
+ForwardInputs Session::make_batch(const std::vector<PreparedPrompt>& prompts, bool pad_right) const {
   if (prompts.empty()) fail(ErrorCode::invalid_argument, "no prompts to batch");
   std::size_t width = 0;
   for (const auto& p : prompts) width = std::max(width, p.input_ids.size());
@@ -93,7 +93,7 @@ ForwardInputs Session::make_batch(const std::vector<PreparedPrompt>& prompts) co
     const auto& p = prompts[r];
     const auto n = static_cast<std::int64_t>(p.input_ids.size());
     if (n == 0) fail(ErrorCode::invalid_argument, "prompt " + std::to_string(r) + " is empty");
-    const std::int64_t offset = static_cast<std::int64_t>(width) - n;
+    const std::int64_t offset = pad_right ? 0 : static_cast<std::int64_t>(width) - n;
     ids[r].narrow(0, offset, n).copy_(torch::tensor(p.input_ids, torch::kInt64));
     mask[r].narrow(0, offset, n).fill_(1);
     if (!p.pixels.pixel_values.empty()) {

@@ -60,8 +60,10 @@ class Session {
   // Renders the chat template, tokenizes, processes the images and expands each image placeholder token into
   // as many tokens as the image has features. The number of image items must equal the number of images.
   PreparedPrompt prepare(const Conversation& conversation, bool add_generation_prompt = true) const;
-  // Left-pads prompts into one batch (pad id: the tokenizer's, else the model's, else 0) with their images.
-  ForwardInputs make_batch(const std::vector<PreparedPrompt>& prompts) const;
+  // Pads prompts into one batch (pad id: the tokenizer's, else the model's, else 0) with their images: on the left
+  // for generation, on the right for training (as the training collators do).
+  ForwardInputs make_batch(const std::vector<PreparedPrompt>& prompts, bool pad_right = false) const;
+  std::int64_t pad_token_id() const { return pad_id_; }
   std::vector<GeneratedText> generate(const std::vector<Conversation>& conversations, GenerationOptions options);
   // Log-likelihood of `continuation` (tokenized alone, without special tokens) after the prepared conversation.
   ContinuationScore score(const Conversation& conversation, const std::string& continuation);

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "base/error.h"
@@ -33,6 +34,77 @@ std::string row_label(const CsvTable& table, std::size_t row) {
 
 }  // namespace
 
+TrainingExample make_training_example(const Session& session, const std::string& instruction,
+                                      const std::string& response, const RgbImage* image,
+                                      const TrainingDataOptions& options, const std::string& where) {
+  if (response.empty()) fail(ErrorCode::invalid_argument, where + ": the response is empty; there is nothing to learn from this row");
+  TrainingExample ex;
+  ex.instruction = instruction;
+  ex.response = response;
+  const bool with_image = image != nullptr;
+  Conversation full = training_conversation(instruction, response, with_image, true);
+  Conversation prompt = training_conversation(instruction, response, with_image, false);
+  if (with_image) {
+    full.images.push_back(*image);
+    prompt.images.push_back(*image);
+  }
+  const PreparedPrompt full_p = session.prepare(full, /*add_generation_prompt=*/false);
+  const PreparedPrompt prompt_p = session.prepare(prompt, /*add_generation_prompt=*/true);
+  const auto& ids = full_p.input_ids;
+  const auto prompt_len = prompt_p.input_ids.size();
+  if (prompt_len > ids.size() || !std::equal(prompt_p.input_ids.begin(), prompt_p.input_ids.end(), ids.begin())) {
+    fail(ErrorCode::invalid_argument, where + ": the chat template renders the prompt differently with and without "
+                                              "the response, so the response tokens cannot be located");
+  }
+  ex.input_ids = ids;
+  ex.labels = ids;
+  if (options.loss_on_response_only) {
+    std::fill(ex.labels.begin(), ex.labels.begin() + static_cast<std::ptrdiff_t>(prompt_len), kIgnoreIndex);
+  }
+  const std::int64_t image_token = const_cast<Session&>(session).model().info().image_token_id;
+  if (options.max_seq_length && static_cast<std::int64_t>(ids.size()) > *options.max_seq_length) {
+    const auto keep = static_cast<std::size_t>(*options.max_seq_length);
+    // Never cut an image span: the model needs all of an image's tokens or none.
+    if (image_token >= 0 && keep > 0 && ids[keep - 1] == image_token && ids[keep] == image_token) {
+      fail(ErrorCode::invalid_argument, where + ": max_seq_length " + std::to_string(keep) +
+                                            " would cut inside the image's tokens; raise max_seq_length or lower "
+                                            "the image pixel limits (max_pixels)");
+    }
+    ex.input_ids.resize(keep);
+    ex.labels.resize(keep);
+  }
+  for (std::size_t i = 1; i < ex.labels.size(); ++i) ex.predicted_tokens += ex.labels[i] != kIgnoreIndex;
+  if (ex.predicted_tokens == 0) {
+    fail(ErrorCode::invalid_argument, where + ": no response token is left after truncation to max_seq_length " +
+                                          std::to_string(options.max_seq_length.value_or(0)) + " (the prompt alone takes " +
+                                          std::to_string(prompt_len) + " tokens); raise max_seq_length or shorten the instruction");
+  }
+  return ex;
+}
+
+ForwardInputs collate_examples(const Session& session, const std::vector<const TrainingExample*>& examples,
+                               const std::vector<const RgbImage*>& images, torch::Tensor& labels) {
+  std::vector<PreparedPrompt> prompts;
+  std::size_t width = 0;
+  for (std::size_t i = 0; i < examples.size(); ++i) {
+    PreparedPrompt p;
+    p.input_ids = examples[i]->input_ids;
+    if (i < images.size() && images[i] != nullptr) p.pixels = session.image_processor()->process({*images[i]});
+    width = std::max(width, p.input_ids.size());
+    prompts.push_back(std::move(p));
+  }
+  ForwardInputs batch = session.make_batch(prompts, /*pad_right=*/true);
+  labels = torch::full({static_cast<std::int64_t>(examples.size()), static_cast<std::int64_t>(width)}, kIgnoreIndex,
+                       torch::kInt64);
+  for (std::size_t r = 0; r < examples.size(); ++r) {
+    const auto& l = examples[r]->labels;
+    labels[static_cast<std::int64_t>(r)]
+        .narrow(0, 0, static_cast<std::int64_t>(l.size()))
+        .copy_(torch::tensor(l, torch::kInt64));
+  }
+  return batch;
+}
+
 TrainingDataset TrainingDataset::build(const Session& session, const TrainingDataOptions& options) {
   TrainingDataset data;
   data.options_ = options;
@@ -45,7 +117,6 @@ TrainingDataset TrainingDataset::build(const Session& session, const TrainingDat
   if (options.max_samples && *options.max_samples >= 0) rows = std::min<std::size_t>(rows, *options.max_samples);
   if (rows == 0) fail(ErrorCode::invalid_argument, options.csv + ": no training rows");
 
-  const std::int64_t image_token = const_cast<Session&>(session).model().info().image_token_id;
   std::vector<std::string> problems;
   for (std::size_t r = 0; r < rows; ++r) {
     const auto& fields = table.rows[r];
@@ -61,47 +132,14 @@ TrainingDataset TrainingDataset::build(const Session& session, const TrainingDat
       continue;
     }
     try {
-      const bool with_image = !ex.image.empty();
-      Conversation full = training_conversation(ex.instruction, ex.response, with_image, true);
-      Conversation prompt = training_conversation(ex.instruction, ex.response, with_image, false);
-      if (with_image) {
-        auto image = load_image_reference(ex.image, data.base_dir_, options.fetch, where);
-        full.images.push_back(image);
-        prompt.images.push_back(std::move(image));
-      }
-      const PreparedPrompt full_p = session.prepare(full, /*add_generation_prompt=*/false);
-      const PreparedPrompt prompt_p = session.prepare(prompt, /*add_generation_prompt=*/true);
-      const auto& ids = full_p.input_ids;
-      const auto prompt_len = prompt_p.input_ids.size();
-      if (prompt_len > ids.size() || !std::equal(prompt_p.input_ids.begin(), prompt_p.input_ids.end(), ids.begin())) {
-        problems.push_back(where + ": the chat template renders the prompt differently with and without the "
-                                   "response, so the response tokens cannot be located");
-        continue;
-      }
-      ex.input_ids = ids;
-      ex.labels = ids;
-      if (options.loss_on_response_only) {
-        std::fill(ex.labels.begin(), ex.labels.begin() + static_cast<std::ptrdiff_t>(prompt_len), kIgnoreIndex);
-      }
-      if (options.max_seq_length && static_cast<std::int64_t>(ids.size()) > *options.max_seq_length) {
-        const auto keep = static_cast<std::size_t>(*options.max_seq_length);
-        // Never cut an image span: the model needs all of an image's tokens or none.
-        if (image_token >= 0 && keep > 0 && ids[keep - 1] == image_token && ids[keep] == image_token) {
-          problems.push_back(where + ": max_seq_length " + std::to_string(keep) + " would cut inside the image's " +
-                             "tokens; raise max_seq_length or lower the image pixel limits (max_pixels)");
-          continue;
-        }
-        ex.input_ids.resize(keep);
-        ex.labels.resize(keep);
-      }
-      for (std::size_t i = 1; i < ex.labels.size(); ++i) ex.predicted_tokens += ex.labels[i] != kIgnoreIndex;
-      if (ex.predicted_tokens == 0) {
-        problems.push_back(where + ": no response token is left after truncation to max_seq_length " +
-                           std::to_string(options.max_seq_length.value_or(0)) + " (the prompt alone takes " +
-                           std::to_string(prompt_len) + " tokens); raise max_seq_length or shorten the instruction");
-        continue;
-      }
-      data.examples_.push_back(std::move(ex));
+      std::optional<RgbImage> image;
+      if (!ex.image.empty()) image = load_image_reference(ex.image, data.base_dir_, options.fetch, where);
+      TrainingExample built = make_training_example(session, ex.instruction, ex.response, image ? &*image : nullptr,
+                                                    options, where);
+      built.row = ex.row;
+      built.line = ex.line;
+      built.image = ex.image;
+      data.examples_.push_back(std::move(built));
     } catch (const Error& e) {
       problems.push_back(std::string(e.what()).find(where) == std::string::npos ? where + ": " + e.what() : e.what());
     }
@@ -124,29 +162,22 @@ std::int64_t TrainingDataset::total_tokens() const {
 
 ForwardInputs TrainingDataset::collate(const Session& session, const std::vector<std::size_t>& indices,
                                        torch::Tensor& labels) const {
-  std::vector<PreparedPrompt> prompts;
-  std::size_t width = 0;
+  std::vector<const TrainingExample*> chosen;
+  std::vector<RgbImage> images;
+  images.reserve(indices.size());
+  std::vector<const RgbImage*> image_ptrs;
   for (auto i : indices) {
     const auto& ex = examples_.at(i);
-    PreparedPrompt p;
-    p.input_ids = ex.input_ids;
+    chosen.push_back(&ex);
     if (!ex.image.empty()) {
-      auto image = load_image_reference(ex.image, base_dir_, options_.fetch, options_.csv + " row " + std::to_string(ex.row + 1));
-      p.pixels = session.image_processor()->process({image});
+      images.push_back(load_image_reference(ex.image, base_dir_, options_.fetch,
+                                            options_.csv + " row " + std::to_string(ex.row + 1)));
+      image_ptrs.push_back(&images.back());
+    } else {
+      image_ptrs.push_back(nullptr);
     }
-    width = std::max(width, p.input_ids.size());
-    prompts.push_back(std::move(p));
   }
-  ForwardInputs batch = session.make_batch(prompts, /*pad_right=*/true);
-  labels = torch::full({static_cast<std::int64_t>(indices.size()), static_cast<std::int64_t>(width)}, kIgnoreIndex,
-                       torch::kInt64);
-  for (std::size_t r = 0; r < indices.size(); ++r) {
-    const auto& l = examples_[indices[r]].labels;
-    labels[static_cast<std::int64_t>(r)]
-        .narrow(0, 0, static_cast<std::int64_t>(l.size()))
-        .copy_(torch::tensor(l, torch::kInt64));
-  }
-  return batch;
+  return collate_examples(session, chosen, image_ptrs, labels);
 }
 
 }  // namespace vlm

@@ -60,6 +60,16 @@ class TrainingDataset {
   std::string base_dir_;
 };
 
+// One example from its parts (the preflight's per-row work): chat template, tokens, labels, truncation. `image`
+// may be null (text-only). Throws vlm::Error naming `where`.
+TrainingExample make_training_example(const Session& session, const std::string& instruction,
+                                      const std::string& response, const RgbImage* image,
+                                      const TrainingDataOptions& options, const std::string& where);
+
+// A right-padded batch of examples whose images are in memory (images[i] may be null for a text-only example).
+ForwardInputs collate_examples(const Session& session, const std::vector<const TrainingExample*>& examples,
+                               const std::vector<const RgbImage*>& images, torch::Tensor& labels);
+
 // The conversation of one training row; `with_response` false gives the prompt alone.
 Conversation training_conversation(const std::string& instruction, const std::string& response, bool with_image,
                                    bool with_response);

@@ -2,6 +2,7 @@
 add_library(vlm_train STATIC
   ${CMAKE_CURRENT_LIST_DIR}/data.cpp
   ${CMAKE_CURRENT_LIST_DIR}/optimizer.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/step_trainer.cpp
   ${CMAKE_CURRENT_LIST_DIR}/trainer.cpp)
 target_include_directories(vlm_train PUBLIC ${CMAKE_CURRENT_LIST_DIR}/..)
 target_link_libraries(vlm_train PUBLIC vlm_session vlm_pipeline vlm_model)
