@@ -403,7 +403,8 @@ def make_lora(name, manifest):
         logits = pm(input_ids=ids, attention_mask=mask, position_ids=pos, pixel_values=pixels).logits.float()
     # One training step (train mode; dropout is 0 everywhere in these configs).
     pm.train()
-    lora_params = {n: p for n, p in pm.named_parameters() if p.requires_grad}
+    # Named as the adapter file names them (PeftModel's parameter names without the adapter name "default").
+    lora_params = {n.replace(".default", ""): p for n, p in pm.named_parameters() if p.requires_grad}
     assert all("lora_" in n for n in lora_params), list(lora_params)
     assert all("language_model" in n for n in lora_params)
     out = pm(input_ids=ids, attention_mask=mask, position_ids=pos, pixel_values=pixels)
