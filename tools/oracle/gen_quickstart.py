@@ -4,7 +4,7 @@
                covers the dataset, the Qwen2-VL chat template and a Pillow-path image processor config
   images/      32x32 PNGs of coloured shapes on a light background (train and validation images differ in
                position and size)
-  train.csv    url,instruction,response      ("What is shown in the image ?" -> "a red square")
+  train.csv    url,instruction,response      ("What is shown in the image ?" -> "the image shows a red square")
   val.csv      url,query,annotation          (the evaluation columns of the seed's data)
 
 The untuned model answers gibberish; LoRA fine-tuning teaches it to name the colour and the shape, which is what
@@ -35,7 +35,7 @@ VOCAB = 64
 SPECIALS = {0: "<|endoftext|>", 1: "<|im_start|>", 2: "<|im_end|>", 3: "[UNK]", 60: "<|vision_start|>",
             61: "<|vision_end|>", 62: "<|image_pad|>", 63: "<|video_pad|>"}
 WORDS = ("system user assistant You are a helpful . What is shown in the image ? Describe this picture an of "
-         "shape colour color small big").split() + list(COLORS) + SHAPES
+         "shape colour color small big shows").split() + list(COLORS) + SHAPES
 
 
 def make_tokenizer():
@@ -125,7 +125,7 @@ def main():
             for color, shape in combos:
                 name = f"images/{split}_{color}_{shape}_{k}.png"
                 draw(color, shape, rng).save(OUT / name, optimize=True)
-                rows.append((name, QUESTION, f"a {color} {shape}"))
+                rows.append((name, QUESTION, f"the image shows a {color} {shape}"))
         rng.shuffle(rows)
         header = ["url", "instruction", "response"] if split == "train" else ["url", "query", "annotation"]
         with open(OUT / f"{split}.csv", "w", newline="") as f:
