@@ -313,3 +313,50 @@ TEST_CASE("LLaVA forward errors: token/feature count mismatch, wrong image size,
   late.attention_mask = torch::ones({1, 4}, torch::kLong);
   vlm::test::expect_error([&] { model->forward(late, state.get()); }, ErrorCode::invalid_argument, {"prefill"});
 }
+
+TEST_CASE("LLaVA continuation log-likelihoods equal those computed from transformers' logits") {
+  int checked = 0;
+  for (const char* config : kConfigs) {
+    auto model = load_model(llava_fixture(config));
+    for (const char* name : {"one_image", "two_images", "no_image"}) {
+      CAPTURE(config);
+      CAPTURE(name);
+      auto c = load_case(config, name);
+      torch::Tensor ids = c.t.at("input_ids")[0];
+      torch::Tensor reference = torch::log_softmax(c.t.at("logits")[0].to(torch::kFloat64), -1);
+      VisionInputs vision;
+      if (c.t.count("pixel_values")) vision.pixel_values = c.t.at("pixel_values");
+      // The last 4 tokens (text after the last image) as the continuation of the rest.
+      const std::int64_t n = ids.size(0), k = n - 4;
+      std::vector<std::int64_t> all(ids.data_ptr<std::int64_t>(), ids.data_ptr<std::int64_t>() + n);
+      std::vector<std::int64_t> prompt(all.begin(), all.begin() + k), continuation(all.begin() + k, all.end());
+      ContinuationScore s = score_continuation(*model, prompt, continuation, vision);
+      REQUIRE(s.token_logprobs.size() == 4);
+      double sum = 0;
+      bool greedy = true;
+      for (std::int64_t i = 0; i < 4; ++i) {
+        const double expected = reference[k - 1 + i][continuation[i]].item<double>();
+        CHECK(std::abs(s.token_logprobs[i] - expected) <= 1e-4);
+        sum += expected;
+        greedy = greedy && reference[k - 1 + i].argmax().item<std::int64_t>() == continuation[i];
+      }
+      CHECK(std::abs(s.sum - sum) <= 4e-4);
+      CHECK(s.is_greedy == greedy);
+      ++checked;
+    }
+  }
+  CHECK(checked == 9);
+}
+
+TEST_CASE("LLaVA float16 on the CPU runs and stays close to float32") {
+  LoadOptions options;
+  options.dtype = torch::kHalf;
+  auto model = load_model(llava_fixture("llava_full_list_tied_hub"), options);
+  auto c = load_case("llava_full_list_tied_hub", "two_images");
+  auto logits = model->forward(c.inputs(), nullptr);
+  const double diff = (logits - c.t.at("logits")).abs().max().item<double>();
+  const double range = c.t.at("logits").abs().max().item<double>();
+  INFO("fp16 vs transformers fp32: " << diff << " (logit range " << range << ")");
+  CHECK(diff < 0.02 * range);
+  CHECK((logits.argmax(-1) == c.t.at("logits").argmax(-1)).to(torch::kFloat).mean().item<double>() >= 0.9);
+}
