@@ -64,10 +64,12 @@ LayerNormImpl::LayerNormImpl(std::int64_t dim, double eps) : eps_(eps) {
 }
 
 torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
-  if (x.scalar_type() == torch::kHalf && x.device().is_cpu()) {  // no float16 kernel on the CPU in libtorch 1.13
+  // No float16 kernel on the CPU in libtorch 1.13, and no mixed input/weight types (bfloat16 activations under
+  // autocast with float32 weights): compute in float32 and round once, as the mixed-type kernels of later releases do.
+  if (x.device().is_cpu() && (x.scalar_type() == torch::kHalf || x.scalar_type() != weight.scalar_type())) {
     return torch::layer_norm(x.to(torch::kFloat), {weight.size(0)}, weight.to(torch::kFloat), bias.to(torch::kFloat),
                              eps_)
-        .to(torch::kHalf);
+        .to(x.scalar_type());
   }
   return torch::layer_norm(x, {weight.size(0)}, weight, bias, eps_);
 }

@@ -82,6 +82,7 @@ struct TrainingConfig {
   std::uint64_t seed = 42;
   std::optional<int> max_seq_length;
   bool loss_on_response_only = true;
+  std::string on_nonfinite = "stop";         // a non-finite loss or gradient: stop the run, or skip the update
   std::string resume_from_checkpoint;        // "", a path, or "latest"
   // generation_* keys
   int generation_max_new_tokens = 128;

@@ -378,6 +378,7 @@ TrainingSummary run_training(const TrainingJob& job) {
   double loss_since_log = 0;
   std::int64_t updates_since_log = 0;
   bool stopped = false;
+  std::int64_t skipped_updates = 0;
   std::int64_t samples_seen = 0, tokens_seen = 0;
   const auto train_start = std::chrono::steady_clock::now();
   const std::int64_t start_step = global_step;
@@ -427,10 +428,18 @@ TrainingSummary run_training(const TrainingJob& job) {
       const double grad_norm = clip_grad_norm(trainable_tensors, t.max_grad_norm);
       if (!std::isfinite(window_loss) || !std::isfinite(grad_norm)) {
         optimizer.zero_grad();
-        fail(ErrorCode::internal, "training: the loss or the gradients became non-finite at update " +
-                                      std::to_string(global_step + 1) + " (loss " + std::to_string(window_loss) +
-                                      ", grad norm " + std::to_string(grad_norm) +
-                                      "); lower the learning rate or use mixed_precision: no");
+        const std::string what = "the loss or the gradients became non-finite at update " +
+                                 std::to_string(global_step + 1) + " (loss " + std::to_string(window_loss) +
+                                 ", grad norm " + std::to_string(grad_norm) + ")";
+        if (t.on_nonfinite != "skip") {
+          fail(ErrorCode::internal, "training: " + what +
+                                        "; lower the learning rate, use mixed_precision: no, or set "
+                                        "training.on_nonfinite: skip to skip such updates");
+        }
+        log("skipped: " + what + " (on_nonfinite: skip)");
+        ++skipped_updates;
+        ++global_step;
+        continue;
       }
       const double lr = t.learning_rate * schedule_multiplier(t.lr_scheduler_type, global_step, plan.warmup_steps, plan.total_updates);
       optimizer.step(lr);
@@ -503,6 +512,7 @@ TrainingSummary run_training(const TrainingJob& job) {
   metrics["loss_on"] = t.loss_on_response_only ? "response tokens" : "all tokens";
   metrics["mixed_precision"] = mixed_precision;
   metrics["gradient_checkpointing"] = t.gradient_checkpointing;
+  metrics["skipped_updates"] = skipped_updates;
   metrics["log_history"] = log_history;
 
   if (!stopped) {

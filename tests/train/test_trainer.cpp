@@ -242,3 +242,63 @@ TEST_CASE("preflight reports every unusable row at once") {
   expect_error([&] { run_training(job); }, ErrorCode::invalid_argument,
                {"2 of 2 training rows", "row 1 (line 2)", "missing.png", "row 2 (line 3)", "response is empty"});
 }
+
+TEST_CASE("non-finite updates stop the run, or are skipped when configured") {
+  TempDir dir;
+  // An adapter with a NaN weight makes every loss NaN.
+  auto tensors = tensors_at(fixture("train/adapter_start/adapter_model.safetensors"));
+  NamedTensors poisoned;
+  for (auto& [key, tensor] : tensors) {
+    auto copy = tensor.clone();
+    if (key.find("layers.1.self_attn.v_proj.lora_B") != std::string::npos) copy[0][0] = std::nan("");
+    poisoned.emplace_back(key, copy);
+  }
+  std::filesystem::create_directories(dir.file("poisoned"));
+  save_tensors(dir.file("poisoned/adapter_model.safetensors"), poisoned);
+  std::filesystem::copy(fixture("train/adapter_start/adapter_config.json"), dir.file("poisoned/adapter_config.json"));
+
+  auto job = curve_job(dir.file("stop"));
+  job.training.max_steps = 3;
+  job.init_adapter_dir = dir.file("poisoned");
+  expect_error([&] { run_training(job); }, ErrorCode::internal, {"non-finite at update 1", "on_nonfinite: skip"});
+  auto skip = job;
+  skip.run_dir = dir.file("skip");
+  skip.training.on_nonfinite = "skip";
+  std::vector<std::string> lines;
+  skip.on_log = [&](const std::string& line) { lines.push_back(line); };
+  auto summary = run_training(skip);
+  CHECK(summary.completed);
+  CHECK(summary.metrics.at("skipped_updates") == 3);
+  CHECK(summary.metrics.at("global_step") == 3);
+  int said = 0;
+  for (const auto& line : lines) said += line.find("skipped: the loss or the gradients became non-finite") != std::string::npos;
+  CHECK(said == 3);
+}
+
+TEST_CASE("bf16 autocast training follows the float32 run closely") {
+  TempDir dir;
+  auto fp32 = curve_job(dir.file("fp32"));
+  fp32.training.max_steps = 3;
+  fp32.init_adapter_dir = fixture("train/adapter_start");
+  auto bf16 = fp32;
+  bf16.run_dir = dir.file("bf16");
+  bf16.training.mixed_precision = "bf16";
+  auto a = run_training(fp32), b = run_training(bf16);
+  CHECK(b.metrics.at("mixed_precision") == "bf16");
+  for (int i = 0; i < 3; ++i) {
+    const double x = a.metrics.at("log_history")[i].at("loss").get<double>();
+    const double y = b.metrics.at("log_history")[i].at("loss").get<double>();
+    CHECK(std::abs(x - y) <= 0.02 * std::abs(x));
+    CHECK(x != y);  // autocast did run in reduced precision
+  }
+  auto fp16 = curve_job(dir.file("fp16"));
+  fp16.training.max_steps = 1;
+  fp16.training.mixed_precision = "fp16";
+  std::vector<std::string> lines;
+  fp16.on_log = [&](const std::string& line) { lines.push_back(line); };
+  auto c = run_training(fp16);
+  CHECK(c.metrics.at("mixed_precision") == "no");
+  bool said = false;
+  for (const auto& line : lines) said = said || line.find("fp16 needs a CUDA device") != std::string::npos;
+  CHECK(said);
+}
