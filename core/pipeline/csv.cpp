@@ -39,7 +39,7 @@ std::size_t utf8_sequence_length(const std::string& text, std::size_t i) {
 void check_utf8(const std::string& text, const std::string& label) {
   std::int64_t line = 1;
   for (std::size_t i = 0; i < text.size();) {
-    if (text[i] == '\n') ++line;
+    if (text[i] == '\n' || (text[i] == '\r' && (i + 1 == text.size() || text[i + 1] != '\n'))) ++line;
     std::size_t n = utf8_sequence_length(text, i);
     if (n == 0)
       fail(ErrorCode::corrupt_data, label + ":" + std::to_string(line) + ": invalid UTF-8 (byte " +
@@ -120,14 +120,13 @@ CsvTable parse_csv(const std::string& input, const std::string& label) {
           closed = true;
           break;
         }
-        if (q == '\n') ++line;
+        if (q == '\n' || (q == '\r' && (i + 1 == n || input[i + 1] != '\n'))) ++line;
         field += q;
         ++i;
       }
       if (!closed)
         fail_at(label, open_line, "unterminated quoted field (a '\"' opens a field that no '\"' closes)");
-      if (i < n && input[i] != ',' && input[i] != '\n' && !(input[i] == '\r' && i + 1 < n && input[i + 1] == '\n') &&
-          !(input[i] == '\r' && i + 1 == n))
+      if (i < n && input[i] != ',' && input[i] != '\n' && input[i] != '\r')
         fail_at(label, line,
                 "text after the closing quote of a field; a quote inside a quoted field is written \"\"");
       continue;
@@ -151,7 +150,9 @@ CsvTable parse_csv(const std::string& input, const std::string& label) {
       ++i;
       continue;
     }
-    if (c == '\r' && i + 1 == n) {  // a final CR without LF
+    if (c == '\r') {  // a bare CR ends a line too (classic Mac files), as in Python's csv module and pandas
+      end_record();
+      ++line;
       ++i;
       continue;
     }

@@ -1,5 +1,7 @@
 #include "pipeline/csv.h"
 
+#include <nlohmann/json.hpp>
+
 #include "base/fs.h"
 #include "test_util.h"
 
@@ -35,6 +37,15 @@ TEST_CASE("csv: RFC 4180 quoting, escaped quotes, line breaks inside quotes, CRL
   CHECK(t.rows[1] == std::vector<std::string>{"b.png", "", ""});
   CHECK(t.rows[2][1] == "x \"y\" z");  // a quote inside an unquoted field is literal (Python's csv does the same)
   CHECK(t.row_lines == std::vector<std::int64_t>{2, 4, 5});
+}
+
+TEST_CASE("csv: a bare CR ends a line, as in Python's csv module") {
+  CsvTable t = parse_csv("a,b\r1,\"x\ry\"\r\r2,3", "cr.csv");
+  REQUIRE(t.rows.size() == 2);
+  CHECK(t.rows[0] == std::vector<std::string>{"1", "x\ry"});
+  CHECK(t.rows[1] == std::vector<std::string>{"2", "3"});
+  CHECK(t.row_lines == std::vector<std::int64_t>{2, 5});
+  expect_error([] { parse_csv("a,b\r1,2\r3\r", "cr.csv"); }, ErrorCode::corrupt_data, {"cr.csv:3"});
 }
 
 TEST_CASE("csv: blank lines are skipped, the last line may lack its line break, UTF-8 text is kept") {
@@ -95,4 +106,18 @@ TEST_CASE("csv: read_csv reads a file and names a missing one") {
   REQUIRE(t.rows.size() == 1);
   CHECK(t.rows[0][1] == "hello");
   expect_error([&] { read_csv(dir.file("missing.csv")); }, ErrorCode::not_found, {"missing.csv"});
+}
+
+TEST_CASE("csv: equal to Python's csv module on files written by data tools") {
+  // tests/fixtures/pipeline_csv (tools/oracle/gen_csv_fixtures.py)
+  const auto expected = nlohmann::json::parse(vlm::test::read_bytes(vlm::test::fixture("pipeline_csv/expected.json")));
+  REQUIRE(expected["cases"].size() >= 7);
+  for (const auto& c : expected["cases"]) {
+    const std::string file = c["file"];
+    CAPTURE(file);
+    CsvTable t = read_csv(vlm::test::fixture("pipeline_csv/" + file));
+    CHECK(t.header == c["header"].get<std::vector<std::string>>());
+    CHECK(t.rows == c["rows"].get<std::vector<std::vector<std::string>>>());
+    CHECK(t.row_lines == c["row_lines"].get<std::vector<std::int64_t>>());
+  }
 }
