@@ -19,6 +19,8 @@ packages=(
   doctest-dev abigail-tools
   # spm_train, used by tools/oracle/gen_tokenizer_fixtures.py (tokenizer fixtures)
   sentencepiece
+  # the Rust and Go bindings' tests (bindings_c_examples/rust, bindings_c_examples/go; rustc 1.63, go 1.19)
+  rustc cargo golang-go
 )
 
 missing=()

@@ -1,0 +1,3 @@
+module vlmrt.example/vlmrt
+
+go 1.19
