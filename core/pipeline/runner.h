@@ -1,7 +1,7 @@
 // The ablation runner behind vlm_finetune_and_eval and vlm_pipeline_run: every model x LoRA variant of an
 // experiment config is trained and evaluated in its own run folder, and the runs are put side by side.
 //
-//   <output_dir>/<model>__<variant>/        one run (see core/pipeline/README.md for every file)
+//   <output_dir>/<model>__<variant>/        one run
 //     checkpoints/ lora_adapter/ final/ metrics.json         written by the trainer (core/train/trainer.h)
 //     predictions.jsonl generation_metrics.json              validation set (evaluation.enabled)
 //     test/predictions.jsonl test/generation_metrics.json    test set (data.test_csv)
