@@ -99,9 +99,12 @@ def draw(color, shape, rng, size=32):
 
 
 def main():
+    readme = (OUT / "README.md").read_text() if (OUT / "README.md").exists() else None
     if OUT.exists():
         shutil.rmtree(OUT)
     (OUT / "images").mkdir(parents=True)
+    if readme is not None:
+        (OUT / "README.md").write_text(readme)
     folder = OUT / "model"
     model = make_model()
     model.save_pretrained(folder)
