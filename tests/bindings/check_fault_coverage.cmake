@@ -1,3 +1,4 @@
+cmake_policy(VERSION 3.18)
 # Fails unless test_fault_c covers every function libvlmrt exports, and names nothing it does not export:
 # a new vlm_* function needs its fault-injection and NULL-argument lines in tests/bindings/test_fault_c.c.
 execute_process(COMMAND nm -D --defined-only ${LIBRARY} OUTPUT_VARIABLE symbols RESULT_VARIABLE rc)

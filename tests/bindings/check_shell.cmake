@@ -121,7 +121,7 @@ endforeach()
 # Installed: the wrappers land in bin/ next to the programs and find them there.
 unset(ENV{VLMRT_BIN_DIR})
 set(prefix ${WORK}/prefix)
-run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
+run(0 ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
 foreach(name vlm-generate vlm-evaluate vlm-finetune)
   if(NOT EXISTS ${prefix}/bin/${name})
     message(FATAL_ERROR "cmake --install did not install bin/${name}")

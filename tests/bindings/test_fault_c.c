@@ -24,6 +24,12 @@ static vlm_session *g_session;
 static vlm_checkpoint *g_checkpoint;
 static vlm_metrics_result *g_metrics;
 static vlm_evaluate_result *g_evaluation;
+static vlm_session *g_train_session;   /* holds g_trainer */
+static vlm_session *g_spare_session;   /* for vlm_trainer_create, one short-lived trainer at a time */
+static vlm_session *g_adapter_session; /* for vlm_session_load_adapter */
+static vlm_trainer *g_trainer;
+static vlm_session *g_merge_session;   /* prepared fresh for every vlm_trainer_export_merged call */
+static vlm_trainer *g_merge_trainer;
 static char g_output_dir[256];
 static char g_config[300];
 static unsigned char g_png[4096];
@@ -159,6 +165,64 @@ static vlm_status call_metrics_result_value(void) {
 }
 static vlm_status call_set_log_level(void) { return vlm_set_log_level(VLM_LOG_INFO); }
 
+static vlm_train_example train_example(void) {
+  vlm_train_example e;
+  memset(&e, 0, sizeof e);
+  e.instruction = "Describe this image .";
+  e.response = "a wide picture";
+  e.image_path = IMAGE;
+  return e;
+}
+static vlm_status call_trainer_create(void) {
+  vlm_train_options o;
+  vlm_trainer *out = NULL;
+  vlm_status s;
+  vlm_train_options_init(&o);
+  s = vlm_trainer_create(g_spare_session, &o, &out);
+  if (s != VLM_OK && out != NULL) g_touched = 1;
+  vlm_trainer_free(out);
+  return s;
+}
+static vlm_status call_train_step(void) {
+  vlm_train_example e = train_example();
+  vlm_train_step_result r;
+  vlm_status s;
+  r.step = -7;
+  s = vlm_train_step(g_trainer, &e, 1, &r);
+  if (s != VLM_OK && r.step != -7) g_touched = 1;
+  return s;
+}
+static vlm_status call_trainer_save_adapter(void) { return vlm_trainer_save_adapter(g_trainer, "test_fault_work/adapter"); }
+static vlm_status call_trainer_save_state(void) { return vlm_trainer_save_state(g_trainer, "test_fault_work/state"); }
+static vlm_status call_trainer_load_state(void) { return vlm_trainer_load_state(g_trainer, "test_fault_work/state"); }
+static vlm_status call_trainer_parameter_counts(void) {
+  int64_t trainable = -7, total = -7;
+  vlm_status s = vlm_trainer_parameter_counts(g_trainer, &trainable, &total);
+  if (s != VLM_OK && (trainable != -7 || total != -7)) g_touched = 1;
+  return s;
+}
+static vlm_status call_session_load_adapter(void) {
+  return vlm_session_load_adapter(g_adapter_session, "test_fault_work/adapter");
+}
+/* Merging ends a trainer's training: every call gets a fresh session and trainer. */
+static void prepare_merge(void) {
+  vlm_session_options so;
+  vlm_train_options to;
+  vlm_session_options_init(&so);
+  so.model = MODEL;
+  vlm_train_options_init(&to);
+  if (vlm_session_create(&so, &g_merge_session) != VLM_OK || vlm_trainer_create(g_merge_session, &to, &g_merge_trainer) != VLM_OK) {
+    fprintf(stderr, "prepare_merge: %s\n", vlm_last_error());
+  }
+}
+static void cleanup_merge(void) {
+  vlm_trainer_free(g_merge_trainer);
+  vlm_session_free(g_merge_session);
+  g_merge_trainer = NULL;
+  g_merge_session = NULL;
+}
+static vlm_status call_trainer_export_merged(void) { return vlm_trainer_export_merged(g_merge_trainer, "test_fault_work/merged"); }
+
 static void evaluate_options(vlm_evaluate_options *o, vlm_generation_options *g) {
   vlm_evaluate_options_init(o);
   vlm_generation_options_init(g);
@@ -212,26 +276,36 @@ static vlm_status call_pipeline_summary_table(void) {
 typedef struct entry_point {
   const char *name;
   vlm_status (*call)(void);
+  void (*prepare)(void); /* run before each call with faults off (may be NULL) */
+  void (*cleanup)(void); /* run after each call with faults off (may be NULL) */
 } entry_point;
 
 static const entry_point status_functions[] = {
-    {"vlm_model_locate", call_model_locate},
-    {"vlm_checkpoint_open", call_checkpoint_open},
-    {"vlm_checkpoint_tensor_info", call_checkpoint_tensor_info},
-    {"vlm_image_load", call_image_load},
-    {"vlm_image_decode", call_image_decode},
-    {"vlm_session_create", call_session_create},
-    {"vlm_generate", call_generate},
-    {"vlm_score", call_score},
-    {"vlm_metrics_score", call_metrics_score},
-    {"vlm_metrics_result_corpus_json", call_metrics_result_corpus_json},
-    {"vlm_metrics_result_example_json", call_metrics_result_example_json},
-    {"vlm_metrics_result_value", call_metrics_result_value},
-    {"vlm_set_log_level", call_set_log_level},
-    {"vlm_evaluate_run", call_evaluate_run},
-    {"vlm_evaluate_result_metric", call_evaluate_result_metric},
-    {"vlm_pipeline_run", call_pipeline_run},
-    {"vlm_pipeline_summary_table", call_pipeline_summary_table},
+    {"vlm_model_locate", call_model_locate, NULL, NULL},
+    {"vlm_checkpoint_open", call_checkpoint_open, NULL, NULL},
+    {"vlm_checkpoint_tensor_info", call_checkpoint_tensor_info, NULL, NULL},
+    {"vlm_image_load", call_image_load, NULL, NULL},
+    {"vlm_image_decode", call_image_decode, NULL, NULL},
+    {"vlm_session_create", call_session_create, NULL, NULL},
+    {"vlm_generate", call_generate, NULL, NULL},
+    {"vlm_score", call_score, NULL, NULL},
+    {"vlm_metrics_score", call_metrics_score, NULL, NULL},
+    {"vlm_metrics_result_corpus_json", call_metrics_result_corpus_json, NULL, NULL},
+    {"vlm_metrics_result_example_json", call_metrics_result_example_json, NULL, NULL},
+    {"vlm_metrics_result_value", call_metrics_result_value, NULL, NULL},
+    {"vlm_set_log_level", call_set_log_level, NULL, NULL},
+    {"vlm_evaluate_run", call_evaluate_run, NULL, NULL},
+    {"vlm_evaluate_result_metric", call_evaluate_result_metric, NULL, NULL},
+    {"vlm_pipeline_run", call_pipeline_run, NULL, NULL},
+    {"vlm_pipeline_summary_table", call_pipeline_summary_table, NULL, NULL},
+    {"vlm_trainer_create", call_trainer_create, NULL, NULL},
+    {"vlm_train_step", call_train_step, NULL, NULL},
+    {"vlm_trainer_save_adapter", call_trainer_save_adapter, NULL, NULL},
+    {"vlm_trainer_save_state", call_trainer_save_state, NULL, NULL},
+    {"vlm_trainer_load_state", call_trainer_load_state, NULL, NULL},
+    {"vlm_trainer_parameter_counts", call_trainer_parameter_counts, NULL, NULL},
+    {"vlm_session_load_adapter", call_session_load_adapter, NULL, NULL},
+    {"vlm_trainer_export_merged", call_trainer_export_merged, prepare_merge, cleanup_merge},
 };
 #define NUM_STATUS_FUNCTIONS (sizeof status_functions / sizeof status_functions[0])
 
@@ -245,7 +319,7 @@ static const char *const plain_functions[] = {
     "vlm_metrics_result_free", "vlm_metrics_result_num_examples", "vlm_set_log_callback", "vlm_get_log_level",
     "vlm_log_level_name", "vlm_evaluate_options_init", "vlm_evaluate_result_metrics_json",
     "vlm_evaluate_result_predictions_path", "vlm_evaluate_result_metrics_path", "vlm_evaluate_result_num_examples",
-    "vlm_evaluate_result_free", "vlm_pipeline_options_init",
+    "vlm_evaluate_result_free", "vlm_pipeline_options_init", "vlm_train_options_init", "vlm_trainer_free",
 };
 #define NUM_PLAIN_FUNCTIONS (sizeof plain_functions / sizeof plain_functions[0])
 
@@ -255,6 +329,23 @@ static void set_fault(const char *spec) {
   } else {
     setenv("VLMRT_FAULT_INJECT", spec, 1);
   }
+}
+
+static char g_message[1024]; /* vlm_last_error() of the call, before cleanup could overwrite it */
+
+/* Runs one entry point with VLMRT_FAULT_INJECT = spec (NULL: unset); prepare and cleanup run without faults. */
+static vlm_status call_with_fault(const entry_point *e, const char *spec) {
+  vlm_status s;
+  set_fault(NULL);
+  if (e->prepare != NULL) e->prepare();
+  g_touched = 0;
+  set_fault(spec);
+  s = e->call();
+  strncpy(g_message, vlm_last_error(), sizeof g_message - 1);
+  g_message[sizeof g_message - 1] = '\0';
+  set_fault(NULL);
+  if (e->cleanup != NULL) e->cleanup();
+  return s;
 }
 
 static void test_fault_injection(void) {
@@ -274,34 +365,28 @@ static void test_fault_injection(void) {
   for (i = 0; i < NUM_STATUS_FUNCTIONS; ++i) {
     const entry_point *e = &status_functions[i];
     /* Without a fault the call works (so the faults below are what makes it fail). */
-    set_fault(NULL);
-    g_touched = 0;
-    CHECK(e->call() == VLM_OK);
+    CHECK(call_with_fault(e, NULL) == VLM_OK);
     if (strcmp(vlm_last_error(), "") != 0) fprintf(stderr, "%s: %s\n", e->name, vlm_last_error());
     for (k = 0; k < sizeof kinds / sizeof kinds[0]; ++k) {
       vlm_status s;
       snprintf(spec, sizeof spec, "%s:%s", e->name, kinds[k].kind);
-      set_fault(spec);
-      g_touched = 0;
-      s = e->call();
+      s = call_with_fault(e, spec);
       CHECK(s == kinds[k].status);
       CHECK(!g_touched);
       snprintf(expected, sizeof expected, "%s%s%s", kinds[k].prefix, e->name, kinds[k].suffix);
-      if (strncmp(vlm_last_error(), expected, strlen(expected)) != 0) {
+      if (strncmp(g_message, expected, strlen(expected)) != 0) {
         ++failed;
         fprintf(stderr, "%s (%s): message '%s', expected it to start with '%s'\n", e->name, kinds[k].kind,
-                vlm_last_error(), expected);
+                g_message, expected);
       } else {
         ++passed;
       }
     }
     /* "*" hits every function; the default kind is std. */
-    set_fault("*");
-    CHECK(e->call() == VLM_ERR_INTERNAL);
-    CHECK(strstr(vlm_last_error(), e->name) != NULL);
+    CHECK(call_with_fault(e, "*") == VLM_ERR_INTERNAL);
+    CHECK(strstr(g_message, e->name) != NULL);
     /* A fault aimed at another function leaves this one alone. */
-    set_fault("vlm_no_such_function:bad_alloc");
-    CHECK(e->call() == VLM_OK);
+    CHECK(call_with_fault(e, "vlm_no_such_function:bad_alloc") == VLM_OK);
   }
   set_fault(NULL);
 }
@@ -470,6 +555,63 @@ static void test_null_arguments(void) {
     CHECK(vlm_pipeline_summary_table("not json", 0, &str) != VLM_OK);
   }
 
+  {
+    vlm_train_options to;
+    vlm_trainer *trainer = NULL;
+    vlm_train_example ex2 = train_example();
+    vlm_train_step_result r;
+    int64_t trainable = -7;
+    static const uint8_t pixels[12] = {0};
+    r.step = -7;
+    vlm_train_options_init(&to);
+    CHECK(vlm_trainer_create(NULL, &to, &trainer) == VLM_ERR_INVALID_ARGUMENT);
+    CHECK(vlm_trainer_create(g_spare_session, NULL, &trainer) == VLM_ERR_INVALID_ARGUMENT);
+    CHECK(vlm_trainer_create(g_spare_session, &to, NULL) == VLM_ERR_INVALID_ARGUMENT);
+    to.struct_size = 16;
+    CHECK(vlm_trainer_create(g_spare_session, &to, &trainer) == VLM_ERR_INVALID_ARGUMENT);
+    vlm_train_options_init(&to);
+    to.lr_scheduler_type = "sideways";
+    CHECK(vlm_trainer_create(g_spare_session, &to, &trainer) == VLM_ERR_INVALID_ARGUMENT);
+    vlm_train_options_init(&to);
+    CHECK(vlm_trainer_create(g_train_session, &to, &trainer) == VLM_ERR_INVALID_ARGUMENT); /* already has one */
+    CHECK(trainer == NULL);
+    CHECK(vlm_train_step(NULL, &ex2, 1, &r) == VLM_ERR_INVALID_ARGUMENT);
+    CHECK(vlm_train_step(g_trainer, NULL, 1, &r) == VLM_ERR_INVALID_ARGUMENT);
+    CHECK(vlm_train_step(g_trainer, &ex2, 0, &r) == VLM_ERR_INVALID_ARGUMENT);
+    CHECK(vlm_train_step(g_trainer, &ex2, 1, NULL) == VLM_ERR_INVALID_ARGUMENT);
+    ex2.instruction = NULL;
+    CHECK(vlm_train_step(g_trainer, &ex2, 1, &r) == VLM_ERR_INVALID_ARGUMENT);
+    ex2 = train_example();
+    ex2.rgb = pixels; /* both a path and pixels */
+    ex2.width = 2;
+    ex2.height = 2;
+    CHECK(vlm_train_step(g_trainer, &ex2, 1, &r) == VLM_ERR_INVALID_ARGUMENT);
+    ex2.image_path = NULL;
+    ex2.stride = 1; /* smaller than width * 3 */
+    CHECK(vlm_train_step(g_trainer, &ex2, 1, &r) == VLM_ERR_INVALID_ARGUMENT);
+    ex2 = train_example();
+    ex2.image_path = VLM_FIXTURES_DIR "/no/such.png";
+    CHECK(vlm_train_step(g_trainer, &ex2, 1, &r) == VLM_ERR_NOT_FOUND);
+    CHECK(r.step == -7);
+    CHECK(vlm_trainer_save_adapter(NULL, "x") == VLM_ERR_INVALID_ARGUMENT);
+    CHECK(vlm_trainer_save_adapter(g_trainer, NULL) == VLM_ERR_INVALID_ARGUMENT);
+    CHECK(vlm_trainer_save_state(NULL, "x") == VLM_ERR_INVALID_ARGUMENT);
+    CHECK(vlm_trainer_save_state(g_trainer, NULL) == VLM_ERR_INVALID_ARGUMENT);
+    CHECK(vlm_trainer_load_state(NULL, "x") == VLM_ERR_INVALID_ARGUMENT);
+    CHECK(vlm_trainer_load_state(g_trainer, NULL) == VLM_ERR_INVALID_ARGUMENT);
+    CHECK(vlm_trainer_load_state(g_trainer, VLM_FIXTURES_DIR "/no/such/state") == VLM_ERR_NOT_FOUND);
+    CHECK(vlm_trainer_export_merged(NULL, "x") == VLM_ERR_INVALID_ARGUMENT);
+    CHECK(vlm_trainer_export_merged(g_trainer, NULL) == VLM_ERR_INVALID_ARGUMENT);
+    CHECK(vlm_trainer_parameter_counts(NULL, &trainable, NULL) == VLM_ERR_INVALID_ARGUMENT);
+    CHECK(trainable == -7);
+    CHECK(vlm_trainer_parameter_counts(g_trainer, NULL, NULL) == VLM_OK);
+    CHECK(vlm_session_load_adapter(NULL, "x") == VLM_ERR_INVALID_ARGUMENT);
+    CHECK(vlm_session_load_adapter(g_adapter_session, NULL) == VLM_ERR_INVALID_ARGUMENT);
+    CHECK(vlm_session_load_adapter(g_adapter_session, VLM_FIXTURES_DIR "/no/such/adapter") == VLM_ERR_NOT_FOUND);
+    vlm_trainer_free(NULL);
+    vlm_train_options_init(NULL);
+  }
+
   /* Outputs untouched by all the failures above. */
   CHECK(strcmp(str, "untouched") == 0);
   CHECK(ckpt == NULL && image == NULL && session == NULL && gens == NULL && scores == NULL && metrics == NULL);
@@ -516,6 +658,15 @@ static int setup(void) {
     if (mkdir(g_output_dir, 0755) != 0 && errno != EEXIST) return 0;
     evaluate_options(&eo, &eg);
     if (vlm_evaluate_run(&eo, &g_evaluation) != VLM_OK) return 0;
+    {
+      vlm_train_options to;
+      vlm_train_options_init(&to);
+      if (vlm_session_create(&so, &g_train_session) != VLM_OK || vlm_session_create(&so, &g_spare_session) != VLM_OK ||
+          vlm_session_create(&so, &g_adapter_session) != VLM_OK ||
+          vlm_trainer_create(g_train_session, &to, &g_trainer) != VLM_OK) {
+        return 0;
+      }
+    }
     /* A minimal experiment config over the fixtures, for vlm_pipeline_run's validate_only mode. */
     snprintf(g_config, sizeof g_config, "%s/config.yaml", g_output_dir);
     f = fopen(g_config, "w");
@@ -551,6 +702,10 @@ int main(int argc, char **argv) {
   test_null_arguments();
   vlm_metrics_result_free(g_metrics);
   vlm_evaluate_result_free(g_evaluation);
+  vlm_trainer_free(g_trainer);
+  vlm_session_free(g_train_session);
+  vlm_session_free(g_spare_session);
+  vlm_session_free(g_adapter_session);
   vlm_checkpoint_free(g_checkpoint);
   vlm_session_free(g_session);
   printf("%d passed, %d failed (%u entry points with a status, %u without)\n", passed, failed,
