@@ -3,11 +3,14 @@
 //  - prefill of one prompt (text, plus one image of --grid-h x --grid-w patches when the model has a vision tower),
 //  - decode steps of one token through the KV cache,
 //  - the KV cache itself: vlmrt's preallocated buffer against re-concatenating the past at every step.
+// With --generate N it instead runs the generation engine (greedy, exactly N new tokens) on --batch rows, each
+// the same prompt with its own image, and reports time to first token, decode tokens/s and the peak RSS.
 //
 //   bench_model --model DIR [--prompt N] [--grid-h N] [--grid-w N] [--steps N] [--iters N] [--threads N]
-//               [--dtype float32|bfloat16]
+//               [--dtype float32|bfloat16] [--generate N] [--batch B]
 //
 // Prints one JSON line.
+#include <sys/resource.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -18,6 +21,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "generate/generate.h"
 #include "model/layers.h"
 #include "model/registry.h"
 
@@ -26,7 +30,7 @@ namespace {
 [[noreturn]] void usage(const std::string& message) {
   std::fprintf(stderr,
                "%s\nusage: bench_model --model DIR [--prompt N] [--grid-h N] [--grid-w N] [--steps N] [--iters N] "
-               "[--threads N] [--dtype float32|bfloat16]\n",
+               "[--threads N] [--dtype float32|bfloat16] [--generate N] [--batch B]\n",
                message.c_str());
   std::exit(2);
 }
@@ -40,11 +44,38 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0;  // kilobytes on Linux
+}
+
+// Greedy generation of exactly `new_tokens` tokens (EOS suppressed, as min_new_tokens does in transformers) for the
+// batch; returns {time to first token, seconds from the first to the last token} and checks every row got them.
+std::pair<double, double> timed_generate(vlm::VisionLanguageModel& model, const vlm::ForwardInputs& prompt,
+                                         int new_tokens) {
+  vlm::GenerationOptions options;
+  options.max_new_tokens = new_tokens;
+  options.min_new_tokens = new_tokens;
+  options.do_sample = false;
+  std::vector<double> step_done;  // when row 0 received each token (rows of one step arrive together)
+  options.on_token = [&](std::int64_t row, std::int64_t) {
+    if (row == 0) step_done.push_back(now_ms());
+    return true;
+  };
+  const double t0 = now_ms();
+  auto result = vlm::generate(model, prompt, options);
+  for (const auto& row : result.tokens) {
+    if (static_cast<int>(row.size()) != new_tokens) vlm::fail(vlm::ErrorCode::internal, "generate stopped early");
+  }
+  return {step_done.front() - t0, (step_done.back() - step_done.front()) / 1000.0};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string model_dir, dtype_name = "float32";
-  long prompt = 128, grid_h = 16, grid_w = 16, steps = 32, iters = 5, threads = 0;
+  long prompt = 128, grid_h = 16, grid_w = 16, steps = 32, iters = 5, threads = 0, generate = 0, batch = 1;
   for (int i = 1; i < argc; i += 2) {
     const std::string arg = argv[i];
     if (i + 1 >= argc) usage("missing value after " + arg);
@@ -57,6 +88,8 @@ int main(int argc, char** argv) {
     else if (arg == "--steps") steps = std::stol(value);
     else if (arg == "--iters") iters = std::stol(value);
     else if (arg == "--threads") threads = std::stol(value);
+    else if (arg == "--generate") generate = std::stol(value);
+    else if (arg == "--batch") batch = std::stol(value);
     else usage("unknown option " + arg);
   }
   if (model_dir.empty()) usage("--model is required");
@@ -84,6 +117,30 @@ int main(int argc, char** argv) {
     if (image_tokens > 0) {
       prefill.vision.image_grid_thw = torch::tensor(std::vector<std::int64_t>{1, grid_h, grid_w}).unsqueeze(0);
       prefill.vision.pixel_values = torch::randn({grid_h * grid_w, 3 * 2 * 14 * 14});
+    }
+
+    if (generate > 0) {
+      torch::NoGradGuard no_grad;
+      vlm::ForwardInputs rows;
+      rows.input_ids = prefill.input_ids.repeat({batch, 1});
+      if (image_tokens > 0) {
+        rows.vision.image_grid_thw = prefill.vision.image_grid_thw.repeat({batch, 1});
+        rows.vision.pixel_values = torch::randn({batch * grid_h * grid_w, 3 * 2 * 14 * 14});
+      }
+      timed_generate(*model, rows, 2);  // warm-up
+      std::vector<double> ttft_ms, rate;
+      for (long it = 0; it < iters; ++it) {
+        const auto [ttft, decode_s] = timed_generate(*model, rows, static_cast<int>(generate));
+        ttft_ms.push_back(ttft);
+        rate.push_back(batch * (generate - 1) / decode_s);
+      }
+      std::printf(
+          "{\"family\": \"%s\", \"dtype\": \"%s\", \"threads\": %d, \"batch\": %ld, \"prompt\": %ld, "
+          "\"image_tokens\": %ld, \"new_tokens\": %ld, \"load_ms\": %.2f, \"ttft_ms_median\": %.3f, "
+          "\"decode_tokens_per_s_median\": %.3f, \"peak_rss_mb\": %.1f}\n",
+          info.family.c_str(), dtype_name.c_str(), torch::get_num_threads(), batch, prompt, image_tokens, generate,
+          load_ms, median(ttft_ms), median(rate), peak_rss_mb());
+      return 0;
     }
 
     std::vector<double> prefill_ms, step_ms;

@@ -7,10 +7,21 @@ folder and prints both and the ratios (transformers time / vlmrt time; > 1 means
 
 Run (after building bench_model with -DVLMRT_BUILD_BENCH=ON):
   tools/oracle/.venv/bin/python tools/bench/bench_model.py --bench build-model/bench/model/bench_model --threads 2
+
+--config small-issue instead benchmarks generation on the Qwen2-VL issue's configuration (text hidden 896, 24 layers,
+14 / 2 heads, intermediate 4864, vocab 151936; vision depth 32, embed 1280, 16 heads; one 448x448 image = 32x32
+patches = 256 merged tokens per row): greedy generate() of exactly --new-tokens tokens at each --batches size and
+--dtypes dtype, time to first token, decode tokens/s (rows x (new tokens - 1) / time from the first to the last
+token) and peak RSS, each side in its own process (transformers in a child of this script, vlmrt through
+bench_model --generate). --text-layers / --vision-depth shrink the model for slow machines:
+  tools/oracle/.venv/bin/python tools/bench/bench_model.py --bench build-model/bench/model/bench_model --threads 2 \
+      --config small-issue --text-layers 24 --vision-depth 32
 """
 import argparse
 import json
 import pathlib
+import resource
+import sys
 import statistics
 import subprocess
 import tempfile
@@ -33,16 +44,132 @@ def small_config():
         tie_word_embeddings=True)
 
 
+def issue_config(text_layers, vision_depth):
+    return Qwen2VLConfig(
+        text_config=dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=text_layers,
+                         num_attention_heads=14, num_key_value_heads=2, rms_norm_eps=1e-6,
+                         max_position_embeddings=32768,
+                         rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [8, 12, 12]}),
+        vision_config=dict(depth=vision_depth, embed_dim=1280, hidden_size=896, num_heads=16, mlp_ratio=4,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2),
+        image_token_id=IMAGE, video_token_id=8001, vision_start_token_id=8002, vision_end_token_id=8003,
+        tie_word_embeddings=True)
+
+
+ISSUE_GRID = 32  # 448 / 14 patches a side; 2x2 merged: 256 image tokens
+
+
+def issue_prompt(prompt):
+    image_tokens = ISSUE_GRID * ISSUE_GRID // 4
+    head = (prompt - image_tokens) // 2
+    return [IMAGE if head <= i < head + image_tokens else 3 + (i * 7919) % 200 for i in range(prompt)]
+
+
+class StepClock:
+    """A generate() streamer that notes when each step's tokens arrive (the first put() is the prompt)."""
+
+    def __init__(self):
+        self.times = []
+        self.prompt_seen = False
+
+    def put(self, value):
+        if self.prompt_seen:
+            self.times.append(time.perf_counter())
+        self.prompt_seen = True
+
+    def end(self):
+        pass
+
+
+def hf_generate_worker(args):
+    """One transformers cell in this process (so its peak RSS is its own): prints one JSON line."""
+    torch.set_num_threads(args.threads)
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
+    model = Qwen2VLForConditionalGeneration.from_pretrained(args.workdir, attn_implementation=args.attn,
+                                                            dtype=dtype).eval()
+    torch.manual_seed(0)
+    input_ids = torch.tensor([issue_prompt(args.prompt)] * args.batch)
+    kwargs = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                  pixel_values=torch.randn(args.batch * ISSUE_GRID * ISSUE_GRID, 3 * 2 * 14 * 14).to(dtype),
+                  image_grid_thw=torch.tensor([[1, ISSUE_GRID, ISSUE_GRID]] * args.batch),
+                  mm_token_type_ids=(input_ids == IMAGE).int())
+
+    def run(new_tokens):
+        clock = StepClock()
+        t0 = time.perf_counter()
+        out = model.generate(**kwargs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                             streamer=clock, pad_token_id=0)
+        assert out.shape[1] == input_ids.shape[1] + new_tokens, out.shape
+        return (clock.times[0] - t0) * 1e3, args.batch * (new_tokens - 1) / (clock.times[-1] - clock.times[0])
+
+    with torch.no_grad():
+        run(2)  # warm-up
+        cells = [run(args.new_tokens) for _ in range(args.iters)]
+    print(json.dumps({"dtype": args.dtype, "batch": args.batch, "threads": torch.get_num_threads(),
+                      "ttft_ms_median": statistics.median(c[0] for c in cells),
+                      "decode_tokens_per_s_median": statistics.median(c[1] for c in cells),
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def issue_main(args):
+    workdir = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="vlmrt-bench-issue-"))
+    torch.manual_seed(0)
+    model = Qwen2VLForConditionalGeneration(issue_config(args.text_layers, args.vision_depth)).eval()
+    model.save_pretrained(str(workdir))
+    del model
+    rows = []
+    for dtype in args.dtypes.split(","):
+        for batch in (int(b) for b in args.batches.split(",")):
+            common = ["--workdir", str(workdir), "--threads", str(args.threads), "--iters", str(args.iters),
+                      "--prompt", str(args.prompt), "--new-tokens", str(args.new_tokens)]
+            hf = json.loads(subprocess.run(
+                [sys.executable, __file__, "--worker", "--attn", args.attn, "--dtype", dtype, "--batch", str(batch),
+                 *common], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+            native = json.loads(subprocess.run(
+                [args.bench, "--model", str(workdir), "--prompt", str(args.prompt), "--grid-h", str(ISSUE_GRID),
+                 "--grid-w", str(ISSUE_GRID), "--generate", str(args.new_tokens), "--batch", str(batch),
+                 "--iters", str(args.iters), "--threads", str(args.threads), "--dtype", dtype],
+                check=True, capture_output=True, text=True).stdout)
+            row = {"dtype": dtype, "batch": batch, "transformers": hf, "vlmrt": native,
+                   "ratio_ttft": hf["ttft_ms_median"] / native["ttft_ms_median"],
+                   "ratio_decode_tokens_per_s":
+                       native["decode_tokens_per_s_median"] / hf["decode_tokens_per_s_median"],
+                   "rss_vlmrt_over_transformers": native["peak_rss_mb"] / hf["peak_rss_mb"]}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    print(json.dumps({"config": "small-issue", "text_layers": args.text_layers, "vision_depth": args.vision_depth,
+                      "torch": torch.__version__, "attn": args.attn, "cells": rows}, indent=2))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bench", required=True, help="path of the native bench_model binary")
+    ap.add_argument("--bench", help="path of the native bench_model binary")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--prompt", type=int, default=128)
     ap.add_argument("--steps", type=int, default=32)
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
+    ap.add_argument("--config", default="small", choices=["small", "small-issue"])
+    ap.add_argument("--text-layers", type=int, default=24, help="small-issue: language model layers")
+    ap.add_argument("--vision-depth", type=int, default=32, help="small-issue: vision blocks")
+    ap.add_argument("--new-tokens", type=int, default=64, help="small-issue: tokens generated per row")
+    ap.add_argument("--batches", default="1,8", help="small-issue: batch sizes")
+    ap.add_argument("--dtypes", default="float32,bfloat16", help="small-issue: dtypes")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker:
+        return hf_generate_worker(args)
+    if not args.bench:
+        ap.error("--bench is required")
+    if args.config == "small-issue":
+        if args.prompt == 128:
+            args.prompt = 300  # 256 image tokens and 44 of text
+        if args.iters == 5:
+            args.iters = 1
+        return issue_main(args)
     torch.set_num_threads(args.threads)
     workdir = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="vlmrt-bench-model-"))
     torch.manual_seed(0)
