@@ -12,18 +12,4 @@ target_sources(vlm_run PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/progress.cpp
   ${CMAKE_CURRENT_LIST_DIR}/runner.cpp
   ${CMAKE_CURRENT_LIST_DIR}/runner_backend.cpp)
-# The backend calls the trainer only once its implementation is in the tree, so that a partial checkout still
-# links (the runner then reports training as not built).
-set(VLM_RUN_HAVE_TRAINER 0)
-if(TARGET vlm_train)
-  target_link_libraries(vlm_run PUBLIC vlm_train)
-  file(GLOB _vlm_train_sources ${CMAKE_CURRENT_LIST_DIR}/../train/*.cpp)
-  foreach(_source ${_vlm_train_sources})
-    file(STRINGS ${_source} _defines_run_training REGEX "^TrainingSummary run_training\\(")
-    if(_defines_run_training)
-      set(VLM_RUN_HAVE_TRAINER 1)
-    endif()
-  endforeach()
-endif()
-set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/runner_backend.cpp PROPERTIES COMPILE_DEFINITIONS
-  "VLM_RUN_HAVE_EVALUATION=1;VLM_RUN_HAVE_TRAINER=${VLM_RUN_HAVE_TRAINER}")
+target_link_libraries(vlm_run PUBLIC vlm_train)

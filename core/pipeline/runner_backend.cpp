@@ -1,29 +1,20 @@
-// The runner's real backend: the trainer, and a session with the run's adapter for evaluation. The parts whose
-// implementation is not in this build (run.cmake decides) fail with a clear message instead of a link error.
+// The runner's real backend: the trainer, and a session with the run's adapter for evaluation.
 #include "pipeline/runner.h"
 
 #include "base/error.h"
 #include "base/fs.h"
 #include "session/session.h"
 
-#if VLM_RUN_HAVE_EVALUATION
 #include "pipeline/evaluate.h"
-#endif
 
 namespace vlm {
 
 PipelineBackend default_pipeline_backend() {
   PipelineBackend backend;
   backend.train = [](const TrainingJob& job) -> TrainingSummary {
-#if VLM_RUN_HAVE_TRAINER
     return run_training(job);
-#else
-    (void)job;
-    fail(ErrorCode::unsupported, "LoRA training is not part of this build of vlmrt (core/train has no trainer yet)");
-#endif
   };
   backend.evaluate = [](const EvaluationRequest& request) -> EvaluationOutcome {
-#if VLM_RUN_HAVE_EVALUATION
     SessionOptions session_options;
     session_options.model = request.model;
     session_options.load = request.load;
@@ -54,10 +45,6 @@ PipelineBackend default_pipeline_backend() {
     outcome.predictions_path = summary.predictions_path;
     outcome.metrics_path = summary.metrics_path;
     return outcome;
-#else
-    (void)request;
-    fail(ErrorCode::unsupported, "evaluation is not part of this build of vlmrt (core/pipeline/evaluate.cpp is missing)");
-#endif
   };
   return backend;
 }
