@@ -445,7 +445,7 @@ std::unique_ptr<LoraModel> LoraModel::create(VisionLanguageModel& model, const L
     if (!selected) continue;
     if (defaulted && part != Part::language_model) continue;
     if (!in_scope(scope, part)) {
-      if (!all_linear && !defaulted) frozen_matches.push_back(path);
+      frozen_matches.push_back(path);  // reported only when nothing else matched
       continue;
     }
     lora->attach(path, projection, /*fresh=*/true);

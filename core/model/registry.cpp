@@ -2,7 +2,11 @@
 
 #include <torch/torch.h>
 
+#include <sched.h>
+
+#include <cstdlib>
 #include <filesystem>
+#include <mutex>
 
 #include "base/error.h"
 #include "io/hub.h"
@@ -60,7 +64,24 @@ std::unique_ptr<VisionLanguageModel> create_model(const ModelConfig& config, con
                                    "' is not supported by vlmrt (supported: " + supported + ")");
 }
 
+void use_available_cpus() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // libtorch counts physical cores and starts with 1 intra-op thread on a 2-vCPU machine. Use every CPU this
+    // process may run on unless the user chose (VLMRT_NUM_THREADS, or OMP_NUM_THREADS which libtorch honours).
+    int threads = 0;
+    if (const char* chosen = std::getenv("VLMRT_NUM_THREADS")) {
+      threads = std::atoi(chosen);
+    } else if (std::getenv("OMP_NUM_THREADS") == nullptr) {
+      cpu_set_t set;
+      if (sched_getaffinity(0, sizeof(set), &set) == 0) threads = CPU_COUNT(&set);
+    }
+    if (threads > 0 && threads != torch::get_num_threads()) torch::set_num_threads(threads);
+  });
+}
+
 std::unique_ptr<VisionLanguageModel> load_model(const std::string& folder_or_hub_id, const LoadOptions& options) {
+  use_available_cpus();
   const auto location = locate_model(folder_or_hub_id);
   const auto config_path = (std::filesystem::path(location.folder) / "config.json").string();
   if (!std::filesystem::exists(config_path)) {

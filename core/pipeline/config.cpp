@@ -296,6 +296,7 @@ ExperimentConfig parse_experiment_config(const std::string& yaml_text, const std
       }
       m.boolean("freeze_vision_tower", e.freeze_vision_tower);
       m.boolean("freeze_projector", e.freeze_projector);
+      m.boolean("freeze_language_model", e.freeze_language_model);
       m.reject_unknown();
       if (!e.name.empty() && !is_valid_name(e.name)) {
         problems.add(m.get("name"), path + ".name", "\"" + e.name + "\" may contain only letters, digits, '_', '-' and '.'");

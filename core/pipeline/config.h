@@ -38,6 +38,7 @@ struct ModelEntry {
   std::optional<std::int64_t> min_pixels, max_pixels;
   bool freeze_vision_tower = true;
   bool freeze_projector = true;
+  bool freeze_language_model = false;  // true: adapters only in the unfrozen vision tower / projector
   int line = 0;
 };
 

@@ -468,6 +468,7 @@ json Runner::run_settings(const RunSpec& spec, const ResolvedModel& model) const
   m["max_pixels"] = optional_json(model.image.max_pixels);
   m["freeze_vision_tower"] = entry.freeze_vision_tower;
   m["freeze_projector"] = entry.freeze_projector;
+  m["freeze_language_model"] = entry.freeze_language_model;
   j["model"] = m;
   if (spec.variant) {
     j["lora"] = lora_json(config_.lora_variants[*spec.variant]);
@@ -510,6 +511,7 @@ void Runner::train_stage(const RunSpec& spec, const ResolvedModel& model, const 
   job.lora = config_.lora_variants[*spec.variant];
   job.freeze_vision_tower = entry.freeze_vision_tower;
   job.freeze_projector = entry.freeze_projector;
+  job.freeze_language_model = entry.freeze_language_model;
   job.training = config_.training;
   job.run_dir = paths.dir;
   job.cancel = &stop_;

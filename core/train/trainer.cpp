@@ -261,6 +261,7 @@ TrainingSummary run_training(const TrainingJob& job) {
   LoraScope scope;
   scope.vision_tower = !job.freeze_vision_tower;
   scope.projector = !job.freeze_projector;
+  scope.language_model = !job.freeze_language_model;
   LoraConfig lora_config = lora_config_from_variant(job.lora);
   lora_config.base_model_name_or_path = job.model;
   auto lora = job.init_adapter_dir.empty() ? LoraModel::create(model, lora_config, scope)

@@ -42,6 +42,7 @@ struct TrainingJob {
   std::string init_adapter_dir;
   bool freeze_vision_tower = true;   // no adapter in the vision tower unless targeted explicitly and unfrozen
   bool freeze_projector = true;
+  bool freeze_language_model = false;
   TrainingConfig training;
   std::string run_dir;               // created when missing
   bool write_merged = true;          // <run_dir>/final/

@@ -182,6 +182,16 @@ TEST_CASE("targets: the default stays in the language model; frozen parts are re
   vision.target_modules = std::vector<std::string>{"qkv"};
   expect_error([&] { LoraModel::create(*model, vision); }, ErrorCode::invalid_argument,
                {"frozen", "freeze_vision_tower: false"});
+  LoraScope vision_only;
+  vision_only.language_model = false;
+  expect_error([&] { LoraModel::create(*model, LoraConfig{}, vision_only); }, ErrorCode::invalid_argument,
+               {"frozen", "freeze_language_model: false"});
+  vision_only.vision_tower = true;
+  {
+    auto towers = LoraModel::create(*model, vision, vision_only);
+    CHECK(towers->adapted_paths().size() == 2);  // the two vision blocks' qkv
+    towers->unload();
+  }
   LoraConfig nothing;
   nothing.target_modules = std::vector<std::string>{"no_such_proj"};
   expect_error([&] { LoraModel::create(*model, nothing); }, ErrorCode::invalid_argument,
