@@ -10,13 +10,13 @@
 //               [--dtype float32|bfloat16] [--generate N] [--batch B]
 //
 // Prints one JSON line.
-#include <sys/resource.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -44,10 +44,15 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// VmHWM of this process: unlike getrusage's ru_maxrss it is not inherited across exec from the parent (here a
+// Python driver that built the checkpoint).
 double peak_rss_mb() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_maxrss / 1024.0;  // kilobytes on Linux
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // kB
+  }
+  return -1.0;
 }
 
 // Greedy generation of exactly `new_tokens` tokens (EOS suppressed, as min_new_tokens does in transformers) for the

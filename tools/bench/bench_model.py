@@ -20,7 +20,6 @@ bench_model --generate). --text-layers / --vision-depth shrink the model for slo
 import argparse
 import json
 import pathlib
-import resource
 import sys
 import statistics
 import subprocess
@@ -81,6 +80,14 @@ class StepClock:
         pass
 
 
+def peak_rss_mb():
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from the parent that built the checkpoint.
+    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return -1.0
+
+
 def hf_generate_worker(args):
     """One transformers cell in this process (so its peak RSS is its own): prints one JSON line."""
     torch.set_num_threads(args.threads)
@@ -108,7 +115,7 @@ def hf_generate_worker(args):
     print(json.dumps({"dtype": args.dtype, "batch": args.batch, "threads": torch.get_num_threads(),
                       "ttft_ms_median": statistics.median(c[0] for c in cells),
                       "decode_tokens_per_s_median": statistics.median(c[1] for c in cells),
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_rss_mb": peak_rss_mb()}))
 
 
 def issue_main(args):
