@@ -3,6 +3,10 @@
 // gradient checkpointing gives the same gradients.
 #include <torch/torch.h>
 
+#include <sys/wait.h>
+
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -301,4 +305,29 @@ TEST_CASE("bf16 autocast training follows the float32 run closely") {
   bool said = false;
   for (const auto& line : lines) said = said || line.find("fp16 needs a CUDA device") != std::string::npos;
   CHECK(said);
+}
+
+TEST_CASE("a run killed with SIGKILL and resumed ends with the uninterrupted run's adapter, bit for bit") {
+  TempDir dir;
+  const std::string program = VLM_TRAIN_UNTIL_KILLED;
+  const std::string fixtures = VLM_FIXTURES_DIR;
+  // Killed after update 5: the newest checkpoint is checkpoint-4; update 5 is redone on resume.
+  const int killed = std::system(("exec " + program + " " + dir.file("run") + " 5 " + fixtures).c_str());  // exec: no shell in between
+  REQUIRE(WIFSIGNALED(killed));
+  CHECK(WTERMSIG(killed) == SIGKILL);
+  CHECK(std::filesystem::exists(dir.file("run/checkpoints/checkpoint-4/trainer_state.json")));
+  CHECK_FALSE(std::filesystem::exists(dir.file("run/lora_adapter")));
+  const int resumed = std::system((program + " " + dir.file("run") + " 0 " + fixtures).c_str());
+  CHECK(resumed == 0);
+  const int straight = std::system((program + " " + dir.file("straight") + " 0 " + fixtures).c_str());
+  CHECK(straight == 0);
+  auto a = tensors_at(dir.file("straight/lora_adapter/adapter_model.safetensors"));
+  auto b = tensors_at(dir.file("run/lora_adapter/adapter_model.safetensors"));
+  REQUIRE(a.size() == b.size());
+  for (const auto& [key, tensor] : a) {
+    INFO(key);
+    CHECK(torch::equal(tensor, b.at(key)));
+  }
+  const auto metrics = read_json(dir.file("run/metrics.json"));
+  CHECK(metrics.at("log_history").size() == 6);
 }
