@@ -48,9 +48,12 @@ class BigramModel : public VisionLanguageModel {
   }
   torch::Device device() const override { return torch::kCPU; }
   torch::ScalarType dtype() const override { return torch::kFloat32; }
+  torch::nn::Module& module() override { return module_; }
+  void set_gradient_checkpointing(bool) override {}
   int calls = 0;
 
  private:
+  torch::nn::Module module_;  // no parameters: the table is fixed
   torch::Tensor table_;
   ModelInfo info_;
 };
