@@ -26,6 +26,15 @@ torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
     y = torch::linear(x.to(torch::kFloat), weight.to(torch::kFloat),
                       bias.defined() ? bias.to(torch::kFloat) : torch::Tensor())
             .to(torch::kHalf);
+  } else if (x.scalar_type() == torch::kFloat && x.device().is_cpu() && x.numel() == in_features_ &&
+             weight.is_contiguous()) {
+    // One row (a decode step at batch 1): libtorch 1.13's OpenBLAS gemm path for [1, K] x [K, N]^T is several
+    // times slower than its gemv on the same weight (bench/model/bench_matvec.cpp).
+    auto row = x.reshape({in_features_});
+    auto out = bias.defined() ? torch::addmv(bias, weight, row) : torch::mv(weight, row);
+    auto shape = x.sizes().vec();
+    shape.back() = out_features_;
+    y = out.view(shape);
   } else {
     y = torch::linear(x, weight, bias);
   }
