@@ -26,10 +26,11 @@ torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
     y = torch::linear(x.to(torch::kFloat), weight.to(torch::kFloat),
                       bias.defined() ? bias.to(torch::kFloat) : torch::Tensor())
             .to(torch::kHalf);
-  } else if (x.scalar_type() == torch::kFloat && x.device().is_cpu() && x.numel() == in_features_ &&
-             weight.is_contiguous()) {
+  } else if (x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat && x.device().is_cpu() &&
+             x.numel() == in_features_ && weight.is_contiguous() && !torch::GradMode::is_enabled()) {
     // One row (a decode step at batch 1): libtorch 1.13's OpenBLAS gemm path for [1, K] x [K, N]^T is several
-    // times slower than its gemv on the same weight (bench/model/bench_matvec.cpp).
+    // times slower than its gemv on the same weight (bench/model/bench_matvec.cpp). Inference only: training keeps
+    // linear, which autocast knows.
     auto row = x.reshape({in_features_});
     auto out = bias.defined() ? torch::addmv(bias, weight, row) : torch::mv(weight, row);
     auto shape = x.sizes().vec();
