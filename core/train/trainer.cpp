@@ -546,9 +546,6 @@ TrainingSummary run_training(const TrainingJob& job) {
       summary.merged_dir = merged_dir.string();
       metrics["merged_dir"] = summary.merged_dir;
     }
-    if (t.save_strategy != "no" && !(global_step > 0 && fs::exists(checkpoints_dir / ("checkpoint-" + std::to_string(global_step))))) {
-      // The final state is always resumable from (a later run with more epochs continues it).
-    }
   }
   write_file_atomic((run_dir / "metrics.json").string(), metrics.dump(2) + "\n");
   summary.metrics = metrics;
@@ -572,9 +569,6 @@ void write_merged_model(VisionLanguageModel& model, const std::string& base_fold
   for (const auto& item : model.module().named_parameters(/*recurse=*/true)) {
     if (still_tied && item.key() == "lm_head.weight") continue;
     tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU).contiguous());
-  }
-  for (const auto& item : model.module().named_buffers(/*recurse=*/true)) {
-    (void)item;  // buffers are computed (rotary frequencies), not checkpoint tensors
   }
   save_checkpoint(folder, tensors, 5ull << 30, {{"format", "pt"}});
   if (tied && !still_tied) {
