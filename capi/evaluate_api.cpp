@@ -9,6 +9,7 @@
 #include <torch/cuda.h>
 
 #include "capi_internal.h"
+#include "session_handle.h"
 #include "model/registry.h"
 #include "pipeline/evaluate.h"
 #include "session/session.h"
@@ -26,17 +27,6 @@ using namespace vlm::capi;
 namespace {
 
 std::string or_default(const char* s, const char* fallback) { return s != nullptr && *s != '\0' ? s : fallback; }
-
-torch::Device device_of(const std::string& name) {
-  if (name == "cpu") return torch::kCPU;
-  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
-    if (!torch::cuda::is_available())
-      vlm::fail(vlm::ErrorCode::unsupported,
-                "device \"" + name + "\" was requested but this build of libtorch has no CUDA device available");
-    return torch::Device(name);
-  }
-  vlm::fail(vlm::ErrorCode::invalid_argument, "device must be \"cpu\", \"cuda\" or \"cuda:N\", not \"" + name + "\"");
-}
 
 // Overrides `g` with the fields the caller set (the others keep the config's or the checkpoint's defaults).
 void merge_generation(const vlm_generation_options* options, vlm::GenerationOptions& g) {
@@ -193,7 +183,7 @@ vlm_status vlm_evaluate_run(const vlm_evaluate_options* options, vlm_evaluate_re
     session_options.model = model;
     std::string device = or_default(options->device, "");
     if (device.empty() && entry != nullptr && entry->device != "auto") device = entry->device;
-    session_options.load.device = device_of(device.empty() ? "cpu" : device);
+    session_options.load.device = parse_device(device.empty() ? "cpu" : device);
     std::string dtype = or_default(options->dtype, "");
     if (dtype.empty() && entry != nullptr && entry->torch_dtype != "auto") dtype = entry->torch_dtype;
     session_options.load.dtype = vlm::parse_model_dtype(dtype.empty() ? "float32" : dtype);

@@ -17,13 +17,11 @@
 
 using namespace vlm::capi;
 
-namespace {
-
-std::string or_default(const char* s, const char* fallback) { return s != nullptr && *s != '\0' ? s : fallback; }
+namespace vlm::capi {
 
 torch::Device parse_device(const std::string& name) {
   if (name == "cpu") return torch::kCPU;
-  if (name.rfind("cuda", 0) == 0) {
+  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
     if (!torch::cuda::is_available()) {
       vlm::fail(vlm::ErrorCode::unsupported, "device \"" + name + "\" was requested but this build of libtorch has no CUDA device available");
     }
@@ -31,6 +29,12 @@ torch::Device parse_device(const std::string& name) {
   }
   vlm::fail(vlm::ErrorCode::invalid_argument, "device must be \"cpu\", \"cuda\" or \"cuda:N\", not \"" + name + "\"");
 }
+
+}  // namespace vlm::capi
+
+namespace {
+
+std::string or_default(const char* s, const char* fallback) { return s != nullptr && *s != '\0' ? s : fallback; }
 
 // A vlm_prompt as a conversation: optional system message, then one user turn with the images before the text.
 vlm::Conversation conversation_of(const vlm_prompt& p, const std::string& where) {
