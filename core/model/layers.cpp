@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "base/error.h"
+#include "model/matvec.h"
 
 namespace vlm {
 
@@ -20,22 +21,16 @@ ProjectionImpl::ProjectionImpl(std::int64_t in_features, std::int64_t out_featur
 
 torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
   torch::Tensor y;
-  if (x.scalar_type() == torch::kHalf && x.device().is_cpu()) {
+  if (few_row_linear_applies(x, weight)) {
+    // A decode step (at most a few rows): a bandwidth-bound kernel instead of libtorch's gemm path, which reaches a
+    // third of the memory bandwidth for one row (model/matvec.h).
+    y = few_row_linear(x, weight, bias);
+  } else if (x.scalar_type() == torch::kHalf && x.device().is_cpu()) {
     // libtorch 1.13 has no float16 matmul on the CPU: compute in float32 (what a float32-accumulating kernel does)
     // and round the result once.
     y = torch::linear(x.to(torch::kFloat), weight.to(torch::kFloat),
                       bias.defined() ? bias.to(torch::kFloat) : torch::Tensor())
             .to(torch::kHalf);
-  } else if (x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat && x.device().is_cpu() &&
-             x.numel() == in_features_ && weight.is_contiguous() && !torch::GradMode::is_enabled()) {
-    // One row (a decode step at batch 1): libtorch 1.13's OpenBLAS gemm path for [1, K] x [K, N]^T is several
-    // times slower than its gemv on the same weight (bench/model/bench_matvec.cpp). Inference only: training keeps
-    // linear, which autocast knows.
-    auto row = x.reshape({in_features_});
-    auto out = bias.defined() ? torch::addmv(bias, weight, row) : torch::mv(weight, row);
-    auto shape = x.sizes().vec();
-    shape.back() = out_features_;
-    y = out.view(shape);
   } else {
     y = torch::linear(x, weight, bias);
   }

@@ -2,6 +2,7 @@
 # Qwen2/Llama decoders, and the model_type registry. Included by core/CMakeLists.txt; paths relative to core/.
 add_library(vlm_model STATIC
   ${CMAKE_CURRENT_LIST_DIR}/layers.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/matvec.cpp
   ${CMAKE_CURRENT_LIST_DIR}/weights.cpp
   ${CMAKE_CURRENT_LIST_DIR}/qwen2_vl.cpp
   ${CMAKE_CURRENT_LIST_DIR}/causal_lm.cpp
@@ -9,6 +10,11 @@ add_library(vlm_model STATIC
   ${CMAKE_CURRENT_LIST_DIR}/lora.cpp
   ${CMAKE_CURRENT_LIST_DIR}/registry.cpp)
 target_link_libraries(vlm_model PUBLIC vlm_torch)
+# at::parallel_for is an inline OpenMP region in libtorch's headers: without -fopenmp it runs on one thread.
+find_package(OpenMP REQUIRED COMPONENTS CXX)
+set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/matvec.cpp PROPERTIES COMPILE_OPTIONS "${OpenMP_CXX_FLAGS}"
+                            SKIP_PRECOMPILE_HEADERS ON)
+target_link_libraries(vlm_model PRIVATE OpenMP::OpenMP_CXX)
 if(VLMRT_USE_PCH)
   target_precompile_headers(vlm_model REUSE_FROM vlm_torch)
 endif()

@@ -1,0 +1,88 @@
+// The few-row decode kernel (model/matvec.h) against a float64 reference: every row count it takes, K with and
+// without a 16- and 32-element tail, with and without bias, float32 / bfloat16 / float16 weights; and when
+// Projection routes to it.
+#include <torch/torch.h>
+
+#include "model/layers.h"
+#include "model/matvec.h"
+#include "test_util.h"
+
+// doctest last: its CHECK must replace the glog CHECK that the torch headers define.
+#include <doctest/doctest.h>
+
+using namespace vlm;
+
+namespace {
+// The exact product of the (already rounded) inputs, in float64.
+torch::Tensor reference(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  auto y = torch::matmul(x.to(torch::kDouble), w.to(torch::kDouble).t());
+  return b.defined() ? y + b.to(torch::kDouble) : y;
+}
+}  // namespace
+
+TEST_CASE("few_row_linear equals the float64 product for every row count, tail and dtype") {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(3);
+  for (auto dtype : {torch::kFloat, torch::kBFloat16, torch::kHalf}) {
+    for (std::int64_t k : {1, 15, 16, 31, 32, 33, 100, 896}) {
+      for (std::int64_t n : {1, 7, 130}) {
+        auto w = torch::randn({n, k}).to(dtype);
+        auto b = torch::randn({n}).to(dtype);
+        for (std::int64_t rows = 1; rows <= few_row_linear_max_rows(dtype); ++rows) {
+          auto x = torch::randn({rows, 1, k}).to(dtype);
+          REQUIRE(few_row_linear_applies(x, w));
+          for (bool with_bias : {false, true}) {
+            auto y = few_row_linear(x, w, with_bias ? b : torch::Tensor());
+            const std::string dtype_name = c10::toString(dtype);
+            CAPTURE(dtype_name);
+            CAPTURE(k);
+            CAPTURE(n);
+            CAPTURE(rows);
+            REQUIRE(y.sizes() == torch::IntArrayRef({rows, 1, n}));
+            REQUIRE((y.scalar_type() == dtype));
+            auto want = reference(x, w, with_bias ? b : torch::Tensor());
+            // float32 accumulation (error ~ sqrt(k) ulp of the terms), then one rounding to the output dtype.
+            const double scale = std::sqrt(static_cast<double>(k)) + 1;
+            const double tol = dtype == torch::kFloat ? 1e-5 * scale : dtype == torch::kHalf ? 1e-2 * scale : 4e-2 * scale;
+            CHECK((y.to(torch::kDouble) - want).abs().max().item<double>() <= tol);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("few_row_linear applies only to inference-shaped CPU calls") {
+  auto w = torch::randn({8, 32});
+  auto x = torch::randn({1, 32});
+  {
+    torch::NoGradGuard no_grad;
+    CHECK(few_row_linear_applies(x, w));
+    CHECK(few_row_linear_applies(torch::randn({8, 32}), w));
+    CHECK_FALSE(few_row_linear_applies(torch::randn({9, 32}), w));                          // gemm is as fast
+    CHECK_FALSE(few_row_linear_applies(torch::randn({5, 32}).to(torch::kBFloat16), w.to(torch::kBFloat16)));
+    CHECK_FALSE(few_row_linear_applies(x.to(torch::kBFloat16), w));                         // mixed dtypes
+    CHECK_FALSE(few_row_linear_applies(x.to(torch::kDouble), w.to(torch::kDouble)));        // no kernel
+    CHECK_FALSE(few_row_linear_applies(x, w.t().contiguous().t()));                         // strided weight
+    CHECK_FALSE(few_row_linear_applies(torch::randn({1, 31}), w));                          // wrong K
+    CHECK_THROWS_AS(few_row_linear(torch::randn({1, 31}), w, torch::Tensor()), vlm::Error);
+  }
+  CHECK_FALSE(few_row_linear_applies(x, w));  // grad mode on: autograd needs torch::linear
+}
+
+TEST_CASE("Projection gives the same decode-step output through the kernel as through linear") {
+  torch::manual_seed(5);
+  Projection p(64, 40, true);
+  p->weight.copy_(torch::randn({40, 64}));
+  p->bias.copy_(torch::randn({40}));
+  auto x = torch::randn({2, 1, 64});
+  torch::Tensor through_linear;
+  {
+    torch::NoGradGuard no_grad;
+    through_linear = torch::linear(x, p->weight, p->bias);
+    auto through_kernel = p(x);
+    CHECK(torch::allclose(through_kernel, through_linear, 1e-5, 1e-5));
+  }
+  // With grad mode on the projection keeps linear (autograd), and the numbers agree.
+  CHECK(torch::allclose(p(x).detach(), through_linear, 1e-5, 1e-5));
+}
