@@ -101,8 +101,11 @@ class CausalLM : public VisionLanguageModel {
     torch::Tensor mask;
     if (inputs.attention_mask.defined() || len > 1) mask = causal_mask(inputs.attention_mask, batch, len, past, dtype_, device_);
     auto hidden = root_->model(embeds, rope, mask, state ? &state->cache : nullptr);
-    if (!inputs.all_logits) hidden = hidden.narrow(1, len - 1, 1);
-    return root_->lm_head(hidden).to(torch::kFloat);
+    return root_->lm_head(rows_for_logits(hidden, inputs)).to(torch::kFloat);
+  }
+
+  torch::Tensor encode_images(const VisionInputs&) override {
+    fail(ErrorCode::invalid_argument, "encode_images: " + config_.model_type + " is a text-only model");
   }
 
  private:

@@ -370,25 +370,29 @@ class LlavaModel : public VisionLanguageModel {
     if (!inputs.vision.empty()) {
       auto image_mask = ids == config_.image_token_id;
       if (past > 0) fail(ErrorCode::invalid_argument, "forward: images can only be passed at prefill (empty state)");
-      auto features = image_features(inputs.vision.pixel_values);
+      auto features = inputs.vision.features.defined() ? inputs.vision.features : encode_images(inputs.vision);
       const auto tokens = image_mask.sum().item<std::int64_t>();
-      const auto count = features.size(0) * features.size(1);
+      const auto count = features.size(0);
       if (tokens != count) {
         fail(ErrorCode::invalid_argument,
              "forward: image features and image tokens do not match, tokens: " + std::to_string(tokens) +
                  " (id " + std::to_string(config_.image_token_id) + "), features: " + std::to_string(count) + " (" +
-                 std::to_string(features.size(0)) + " images x " + std::to_string(features.size(1)) +
-                 "); each image needs " + std::to_string(config_.tokens_per_image()) + " image tokens");
+                 std::to_string(inputs.vision.pixel_values.size(0)) + " images); each image needs " +
+                 std::to_string(config_.tokens_per_image()) + " image tokens");
       }
-      embeds = embeds.masked_scatter(image_mask.unsqueeze(-1), features.reshape({count, -1}).to(embeds.scalar_type()));
+      embeds = embeds.masked_scatter(image_mask.unsqueeze(-1), features.to(embeds.scalar_type()));
     }
     auto positions = text_positions(inputs.attention_mask, batch, len, past, device_);
     auto rope = rope_cos_sin(inv_freq_, positions, dtype_);
     torch::Tensor mask;
     if (inputs.attention_mask.defined() || len > 1) mask = causal_mask(inputs.attention_mask, batch, len, past, dtype_, device_);
     auto hidden = lm(embeds, rope, mask, state ? &state->cache : nullptr);
-    if (!inputs.all_logits) hidden = hidden.narrow(1, len - 1, 1);
-    return root_->lm_head(hidden).to(torch::kFloat);
+    return root_->lm_head(rows_for_logits(hidden, inputs)).to(torch::kFloat);
+  }
+
+  torch::Tensor encode_images(const VisionInputs& vision) override {
+    auto features = image_features(vision.pixel_values);  // [images, tokens per image, hidden]
+    return features.reshape({features.size(0) * features.size(1), features.size(2)});
   }
 
  private:

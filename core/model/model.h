@@ -20,6 +20,10 @@ struct VisionInputs {
   torch::Tensor pixel_values;
   torch::Tensor image_grid_thw;
   torch::Tensor image_sizes;
+  // Optional: what encode_images() returns for these images, computed earlier. The model then skips its vision
+  // tower and projector (the trainer caches them across epochs when both are frozen). pixel_values and the grids
+  // stay set: the model still reads the image layout from them.
+  torch::Tensor features;
   bool empty() const { return !pixel_values.defined(); }
 };
 
@@ -29,7 +33,21 @@ struct ForwardInputs {
   VisionInputs vision;           // only at prefill
   // Which positions to return logits for: all (scoring, training) or only the last (generation).
   bool all_logits = true;
+  // When defined, overrides all_logits: int64 [N] indices into the flattened [B * L] positions, and the logits are
+  // [1, N, V] for just those positions. Training asks only for the positions that predict a label, so the LM head
+  // and the loss cover the response instead of the whole sequence.
+  torch::Tensor logit_positions;
 };
+
+// hidden [B, L, D] -> the rows whose logits `inputs` asks for: [1, N, D], [B, 1, D] or all of hidden.
+inline torch::Tensor rows_for_logits(const torch::Tensor& hidden, const ForwardInputs& inputs) {
+  if (inputs.logit_positions.defined()) {
+    return hidden.reshape({-1, hidden.size(-1)})
+        .index_select(0, inputs.logit_positions.to(hidden.device(), torch::kLong))
+        .unsqueeze(0);
+  }
+  return inputs.all_logits ? hidden : hidden.narrow(1, hidden.size(1) - 1, 1);
+}
 
 // What a model remembers between steps of one batch: the KV cache and family-specific state (e.g. Qwen's
 // M-RoPE position deltas). Created by VisionLanguageModel::new_state.
@@ -71,6 +89,9 @@ class VisionLanguageModel {
   virtual torch::Tensor forward(const ForwardInputs& inputs, InferenceState* state) = 0;
   virtual torch::Device device() const = 0;
   virtual torch::ScalarType dtype() const = 0;
+  // The image features the language model receives for `vision` ([image tokens, hidden]: the vision tower and the
+  // projector, what replaces the image placeholder embeddings). Text-only models throw.
+  virtual torch::Tensor encode_images(const VisionInputs& vision) = 0;
 
   // Training hooks. The module tree whose named_parameters() are the checkpoint keys and whose Projections carry
   // their module paths (see layers.h): the LoRA engine attaches adapters and enumerates parameters through it.

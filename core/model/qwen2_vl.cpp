@@ -493,7 +493,7 @@ class QwenVLModel : public VisionLanguageModel {
     const bool has_images = !inputs.vision.empty();
     if (has_images) {
       if (past > 0) fail(ErrorCode::invalid_argument, "forward: images can only be passed at prefill (empty state)");
-      auto features = root_->visual(inputs.vision.pixel_values, inputs.vision.image_grid_thw);
+      auto features = inputs.vision.features.defined() ? inputs.vision.features : encode_images(inputs.vision);
       auto image_mask = ids == config_.image_token_id;
       const auto tokens = image_mask.sum().item<std::int64_t>();
       if (tokens != features.size(0)) {
@@ -527,8 +527,11 @@ class QwenVLModel : public VisionLanguageModel {
     torch::Tensor mask;
     if (inputs.attention_mask.defined() || len > 1) mask = causal_mask(inputs.attention_mask, batch, len, past, dtype_, device_);
     auto hidden = lm(embeds, rope, mask, state ? &state->cache : nullptr);
-    if (!inputs.all_logits) hidden = hidden.narrow(1, len - 1, 1);
-    return root_->lm_head(hidden).to(torch::kFloat);
+    return root_->lm_head(rows_for_logits(hidden, inputs)).to(torch::kFloat);
+  }
+
+  torch::Tensor encode_images(const VisionInputs& vision) override {
+    return root_->visual(vision.pixel_values, vision.image_grid_thw);
   }
 
  private:

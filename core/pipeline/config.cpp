@@ -420,6 +420,8 @@ ExperimentConfig parse_experiment_config(const std::string& yaml_text, const std
     t.number_optional("max_seq_length", tc.max_seq_length, at_least_one, "at least 1");
     t.boolean("loss_on_response_only", tc.loss_on_response_only);
     t.choice("on_nonfinite", tc.on_nonfinite, {"stop", "skip"});
+    t.boolean("cache_image_features", tc.cache_image_features);
+    t.number("image_feature_cache_mb", tc.image_feature_cache_mb, non_negative, "a non-negative number of MiB");
     t.string("resume_from_checkpoint", tc.resume_from_checkpoint);
     t.number("generation_max_new_tokens", tc.generation_max_new_tokens, at_least_one, "at least 1");
     t.number("generation_min_new_tokens", tc.generation_min_new_tokens, non_negative, "non-negative");

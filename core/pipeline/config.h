@@ -84,6 +84,10 @@ struct TrainingConfig {
   std::optional<int> max_seq_length;
   bool loss_on_response_only = true;
   std::string on_nonfinite = "stop";         // a non-finite loss or gradient: stop the run, or skip the update
+  // Frozen vision tower and projector: compute each example's image features once and reuse them in later epochs,
+  // keeping at most image_feature_cache_mb MiB of them.
+  bool cache_image_features = true;
+  std::int64_t image_feature_cache_mb = 4096;
   std::string resume_from_checkpoint;        // "", a path, or "latest"
   // generation_* keys
   int generation_max_new_tokens = 128;

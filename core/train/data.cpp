@@ -83,13 +83,19 @@ TrainingExample make_training_example(const Session& session, const std::string&
 }
 
 ForwardInputs collate_examples(const Session& session, const std::vector<const TrainingExample*>& examples,
-                               const std::vector<const RgbImage*>& images, torch::Tensor& labels) {
+                               const std::vector<const RgbImage*>& images, torch::Tensor& labels,
+                               std::vector<VisionInputs>* example_vision) {
   std::vector<PreparedPrompt> prompts;
   std::size_t width = 0;
+  if (example_vision) example_vision->clear();
   for (std::size_t i = 0; i < examples.size(); ++i) {
     PreparedPrompt p;
     p.input_ids = examples[i]->input_ids;
     if (i < images.size() && images[i] != nullptr) p.pixels = session.image_processor()->process({*images[i]});
+    if (example_vision) {
+      example_vision->push_back(p.pixels.pixel_values.empty() ? VisionInputs{}
+                                                              : session.make_batch({p}, /*pad_right=*/true).vision);
+    }
     width = std::max(width, p.input_ids.size());
     prompts.push_back(std::move(p));
   }
@@ -161,7 +167,7 @@ std::int64_t TrainingDataset::total_tokens() const {
 }
 
 ForwardInputs TrainingDataset::collate(const Session& session, const std::vector<std::size_t>& indices,
-                                       torch::Tensor& labels) const {
+                                       torch::Tensor& labels, std::vector<VisionInputs>* example_vision) const {
   std::vector<const TrainingExample*> chosen;
   std::vector<RgbImage> images;
   images.reserve(indices.size());
@@ -177,7 +183,7 @@ ForwardInputs TrainingDataset::collate(const Session& session, const std::vector
       image_ptrs.push_back(nullptr);
     }
   }
-  return collate_examples(session, chosen, image_ptrs, labels);
+  return collate_examples(session, chosen, image_ptrs, labels, example_vision);
 }
 
 }  // namespace vlm

@@ -51,8 +51,10 @@ class TrainingDataset {
   std::int64_t total_tokens() const;
 
   // A right-padded batch of the given examples with their pixels (images decoded and processed again, so the
-  // dataset holds only token ids). labels [B, L] int64 in `labels`.
-  ForwardInputs collate(const Session& session, const std::vector<std::size_t>& indices, torch::Tensor& labels) const;
+  // dataset holds only token ids). labels [B, L] int64 in `labels`. `example_vision`, when given, receives each
+  // row's own images (empty for a text-only row), for per-example image features (ImageFeatureCache).
+  ForwardInputs collate(const Session& session, const std::vector<std::size_t>& indices, torch::Tensor& labels,
+                        std::vector<VisionInputs>* example_vision = nullptr) const;
 
  private:
   std::vector<TrainingExample> examples_;
@@ -67,8 +69,10 @@ TrainingExample make_training_example(const Session& session, const std::string&
                                       const TrainingDataOptions& options, const std::string& where);
 
 // A right-padded batch of examples whose images are in memory (images[i] may be null for a text-only example).
+// `example_vision` as in TrainingDataset::collate.
 ForwardInputs collate_examples(const Session& session, const std::vector<const TrainingExample*>& examples,
-                               const std::vector<const RgbImage*>& images, torch::Tensor& labels);
+                               const std::vector<const RgbImage*>& images, torch::Tensor& labels,
+                               std::vector<VisionInputs>* example_vision = nullptr);
 
 // The conversation of one training row; `with_response` false gives the prompt alone.
 Conversation training_conversation(const std::string& instruction, const std::string& response, bool with_image,

@@ -1,6 +1,7 @@
 # LoRA fine-tuning: training data, AdamW and schedules, the trainer (torch). Paths relative to core/.
 add_library(vlm_train STATIC
   ${CMAKE_CURRENT_LIST_DIR}/data.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/image_features.cpp
   ${CMAKE_CURRENT_LIST_DIR}/optimizer.cpp
   ${CMAKE_CURRENT_LIST_DIR}/step_trainer.cpp
   ${CMAKE_CURRENT_LIST_DIR}/trainer.cpp)

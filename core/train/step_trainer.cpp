@@ -69,7 +69,7 @@ StepResult StepTrainer::step(const std::vector<StepExample>& inputs) {
     torch::Tensor loss;
     {
       AutocastGuard autocast(options_.mixed_precision, model.device());
-      loss = causal_lm_loss_sum(model.forward(batch, nullptr), labels) / static_cast<double>(window_tokens);
+      loss = training_loss_sum(model, batch, labels) / static_cast<double>(window_tokens);
     }
     loss.backward();
     loss_value += loss.item<double>();

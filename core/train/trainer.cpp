@@ -20,6 +20,7 @@
 #include "session/session.h"
 #include "tensor/tensor_io.h"
 #include "train/data.h"
+#include "train/image_features.h"
 #include "train/optimizer.h"
 #include "train/training_step.h"
 
@@ -105,6 +106,18 @@ torch::Tensor causal_lm_loss_sum(const torch::Tensor& logits, const torch::Tenso
   return torch::nn::functional::cross_entropy(
       shifted_logits.reshape({-1, shifted_logits.size(-1)}), shifted_labels.reshape({-1}),
       torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnoreIndex).reduction(torch::kSum));
+}
+
+torch::Tensor training_loss_sum(VisionLanguageModel& model, ForwardInputs inputs, const torch::Tensor& labels) {
+  const auto length = labels.size(1);
+  auto next = labels.narrow(1, 1, length - 1);           // the label each position predicts
+  auto predicted = (next != kIgnoreIndex).nonzero();       // [N, 2] (row, position), row-major
+  inputs.logit_positions = predicted.select(1, 0) * length + predicted.select(1, 1);
+  auto targets = next.index({predicted.select(1, 0), predicted.select(1, 1)});
+  auto logits = model.forward(inputs, nullptr);            // [1, N, V]
+  return torch::nn::functional::cross_entropy(
+      logits.squeeze(0).to(torch::kFloat), targets.to(logits.device()),
+      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
 }
 
 std::int64_t predicted_token_count(const torch::Tensor& labels) {
@@ -277,6 +290,17 @@ TrainingSummary run_training(const TrainingJob& job) {
   }
   model.set_gradient_checkpointing(t.gradient_checkpointing);
   lora->set_training(true);
+  std::unique_ptr<ImageFeatureCache> feature_cache;
+  if (t.cache_image_features) {
+    const std::string why = image_features_frozen_reason(model, *lora);
+    if (why.empty()) {
+      feature_cache = std::make_unique<ImageFeatureCache>(t.image_feature_cache_mb * 1024 * 1024);
+      log("image features: computed once per example and reused in later epochs (vision tower and projector frozen; "
+          "cache budget " + std::to_string(t.image_feature_cache_mb) + " MiB)");
+    } else if (!model.info().vision_tower_prefix.empty()) {
+      log("image features: recomputed at every step (" + why + ")");
+    }
+  }
 
   const TrainingPlan plan = plan_training(data.size(), t);
   std::vector<torch::Tensor> trainable_tensors;
@@ -401,25 +425,32 @@ TrainingSummary run_training(const TrainingJob& job) {
         for (auto i : micro_batches[m]) window_tokens += data[i].predicted_tokens;
       }
       // Decode and process the next micro-batch's images while this one runs.
-      std::future<std::pair<ForwardInputs, torch::Tensor>> next;
+      struct MicroBatch {
+        ForwardInputs inputs;
+        torch::Tensor labels;
+        std::vector<VisionInputs> example_vision;
+      };
+      std::future<MicroBatch> next;
       auto prefetch = [&](std::size_t m) {
         return std::async(std::launch::async, [&, m] {
-          torch::Tensor labels;
-          ForwardInputs inputs = data.collate(*session, micro_batches[m], labels);
-          return std::make_pair(std::move(inputs), labels);
+          MicroBatch b;
+          b.inputs = data.collate(*session, micro_batches[m], b.labels, feature_cache ? &b.example_vision : nullptr);
+          return b;
         });
       };
       next = prefetch(begin);
       double window_loss = 0;
       for (std::size_t m = begin; m < end; ++m) {
-        auto [inputs, labels] = next.get();
+        MicroBatch batch = next.get();
         if (m + 1 < end) next = prefetch(m + 1);
-        inputs.all_logits = true;
+        auto& inputs = batch.inputs;
         torch::Tensor loss;
         {
           AutocastGuard autocast(mixed_precision, model.device());
-          auto logits = model.forward(inputs, nullptr);
-          loss = causal_lm_loss_sum(logits, labels) / static_cast<double>(window_tokens);
+          if (feature_cache && !inputs.vision.empty()) {
+            inputs.vision.features = feature_cache->features(model, micro_batches[m], batch.example_vision);
+          }
+          loss = training_loss_sum(model, inputs, batch.labels) / static_cast<double>(window_tokens);
         }
         loss.backward();
         window_loss += loss.item<double>();
@@ -514,6 +545,12 @@ TrainingSummary run_training(const TrainingJob& job) {
   metrics["mixed_precision"] = mixed_precision;
   metrics["gradient_checkpointing"] = t.gradient_checkpointing;
   metrics["skipped_updates"] = skipped_updates;
+  if (feature_cache) {
+    metrics["image_feature_cache"] = {{"examples_cached_MiB", static_cast<double>(feature_cache->bytes()) / (1 << 20)},
+                                      {"computed", feature_cache->misses()},
+                                      {"reused", feature_cache->hits()},
+                                      {"encode_seconds", feature_cache->encode_seconds()}};
+  }
   metrics["log_history"] = log_history;
 
   if (!stopped) {

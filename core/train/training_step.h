@@ -35,6 +35,11 @@ class AutocastGuard {
 // float32. The Trainer's loss for an accumulation window is the sum over its micro-batches divided by the number of
 // predicted tokens in the window.
 torch::Tensor causal_lm_loss_sum(const torch::Tensor& logits, const torch::Tensor& labels);
+
+// The same sum, from a forward pass that computes only the logits of the positions whose next token carries a label
+// (ForwardInputs::logit_positions): the LM head and the softmax then cover the response instead of the whole
+// sequence, with the same terms. `inputs` is the collated batch; its logit selection is replaced.
+torch::Tensor training_loss_sum(VisionLanguageModel& model, ForwardInputs inputs, const torch::Tensor& labels);
 std::int64_t predicted_token_count(const torch::Tensor& labels);
 
 // torch.randperm(n) from a CPU generator seeded with seed + epoch.

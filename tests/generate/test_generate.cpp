@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include <stdexcept>
+
 #include <nlohmann/json.hpp>
 
 #include "io/hf_files.h"
@@ -50,6 +52,7 @@ class BigramModel : public VisionLanguageModel {
   torch::ScalarType dtype() const override { return torch::kFloat32; }
   torch::nn::Module& module() override { return module_; }
   void set_gradient_checkpointing(bool) override {}
+  torch::Tensor encode_images(const VisionInputs&) override { throw std::logic_error("a text-only test model"); }
   int calls = 0;
 
  private:

@@ -191,6 +191,52 @@ TEST_CASE("gradient checkpointing gives the same gradients") {
   for (std::size_t i = 0; i < plain.size(); ++i) CHECK(torch::allclose(plain[i], checkpointed[i], 1e-6, 1e-7));
 }
 
+TEST_CASE("the loss from the labelled positions' logits equals the loss over all logits, gradients too") {
+  SessionOptions options;
+  options.model = kBase;
+  auto session = Session::open(options);
+  auto& model = session->model();
+  auto lora = LoraModel::load(model, fixture("train/adapter_start"), /*trainable=*/true);
+  auto one_step = tensors_at(fixture("train/one_step.safetensors"));
+  ForwardInputs in;
+  in.input_ids = one_step.at("batch_input_ids");
+  in.attention_mask = one_step.at("batch_attention_mask");
+  in.vision.pixel_values = one_step.at("batch_pixel_values");
+  in.vision.image_grid_thw = one_step.at("batch_image_grid_thw");
+  const auto labels = one_step.at("batch_labels");
+  REQUIRE(in.input_ids.size(0) == 2);  // right-padded rows of different lengths
+  std::vector<torch::Tensor> losses, grads;
+  for (bool selected : {false, true}) {
+    auto loss = selected ? training_loss_sum(model, in, labels) : causal_lm_loss_sum(model.forward(in, nullptr), labels);
+    loss.backward();
+    losses.push_back(loss.detach());
+    std::vector<torch::Tensor> flat;
+    for (const auto& [name, p] : lora->parameters()) {
+      flat.push_back(p.grad().reshape({-1}).clone());
+      p.mutable_grad() = torch::Tensor();
+    }
+    grads.push_back(torch::cat(flat));
+  }
+  CHECK(losses[1].item<double>() == doctest::Approx(losses[0].item<double>()).epsilon(1e-6));
+  CHECK(torch::allclose(grads[1], grads[0], 1e-5, 1e-7));
+
+  // logit_positions picks rows of the flattened [B * L] logits.
+  torch::NoGradGuard no_grad;
+  auto all = model.forward(in, nullptr);
+  ForwardInputs picked = in;
+  picked.logit_positions = torch::tensor({0L, 5L, in.input_ids.size(1) + 3});
+  auto some = model.forward(picked, nullptr);
+  REQUIRE(some.sizes() == torch::IntArrayRef({1, 3, all.size(2)}));
+  CHECK(torch::allclose(some[0][0], all[0][0], 1e-5, 1e-5));
+  CHECK(torch::allclose(some[0][1], all[0][5], 1e-5, 1e-5));
+  CHECK(torch::allclose(some[0][2], all[1][3], 1e-5, 1e-5));
+
+  // Precomputed image features stand in for the vision tower.
+  ForwardInputs cached = in;
+  cached.vision.features = model.encode_images(in.vision);
+  CHECK(torch::equal(model.forward(cached, nullptr), all));
+}
+
 TEST_CASE("the run folder: adapter, merged model that reproduces the adapter's logits, metrics") {
   TempDir dir;
   auto job = curve_job(dir.file("run"));
