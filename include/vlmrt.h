@@ -177,7 +177,11 @@ VLM_API void vlm_image_free(vlm_image *image);
 /* A session owns one loaded checkpoint. Thread rules: calls on one session are serialised by the caller
 ** (one call at a time); different sessions may be used from different threads at once; vlm_session_cancel
 ** may be called from any thread at any time. Supported families for generation in this version: Qwen2-VL,
-** Qwen2.5-VL, and Qwen2 / Llama-style text-only causal LMs. */
+** Qwen2.5-VL, LLaVA-1.5, and Qwen2 / Llama-style text-only causal LMs.
+**
+** Process-wide setting: the first model loaded in a process sets libtorch's intra-op thread count to the CPUs
+** the process may use (the environment variable VLMRT_NUM_THREADS overrides; with OMP_NUM_THREADS set, libtorch's
+** own choice stands). */
 typedef struct vlm_session vlm_session;
 
 typedef struct vlm_session_options {
@@ -443,7 +447,9 @@ typedef struct vlm_train_step_result {
   int64_t num_predicted_tokens;
 } vlm_train_step_result;
 
-/* One optimizer update on `num_examples` examples. On failure nothing is updated and *out_result is untouched. */
+/* One optimizer update on `num_examples` examples. On failure nothing is updated and *out_result is untouched.
+** With mixed_precision "fp16" (CUDA), an update whose gradients overflow is skipped as torch's GradScaler skips
+** it: the call succeeds with grad_norm NaN and step unchanged, and the loss scale halves. */
 VLM_API vlm_status vlm_train_step(vlm_trainer *trainer, const vlm_train_example *examples, size_t num_examples,
                                   vlm_train_step_result *out_result);
 /* Writes adapter_config.json + adapter_model.safetensors (PEFT format: PeftModel.from_pretrained loads it). */

@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <mutex>
@@ -269,20 +270,48 @@ torch::Tensor half_safe_matmul(const torch::Tensor& a, const torch::Tensor& b) {
   return torch::matmul(a, b);
 }
 
+namespace {
+
+// softmax(q k^T * scale + mask) v for one block of query rows.
+torch::Tensor attention_rows(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                             const torch::Tensor& mask, double scale) {
+  const auto batch = q.size(0), heads = q.size(1), len = q.size(2), dim = q.size(3);
+  const auto kv_heads = k.size(1), total = k.size(2), group = heads / kv_heads;
+  // GQA without copying the keys and values per query head (transformers' repeat_kv): the `group` query heads
+  // that share a KV head are stacked along the query axis, [B, H_kv, group * L, D], and multiply that head's keys
+  // and values directly. Query head h uses KV head h / group, as in repeat_kv.
+  auto grouped = q.reshape({batch, kv_heads, group * len, dim});
+  auto weights = half_safe_matmul(grouped, k.transpose(2, 3)) * scale;  // [B, H_kv, group * L, S]
+  if (mask.defined()) {
+    weights = (weights.view({batch, kv_heads, group, len, total}) + mask.unsqueeze(1))
+                  .view({batch, kv_heads, group * len, total});
+  }
+  weights = torch::softmax(weights, -1, torch::kFloat).to(q.scalar_type());
+  auto out = half_safe_matmul(weights, v).view({batch, heads, len, dim});  // [B, H, L, D]
+  return out.transpose(1, 2).reshape({batch, len, heads * dim});
+}
+
+// The score matrix of one block of query rows stays under this size. A long prompt's full [B, H, L, S] scores
+// would take L/S-quadratic memory (14 heads x 4096^2 in float32: 940 MB); and blocks below glibc's mmap threshold
+// are reused from the heap instead of being mapped and zero-filled anew for every layer (a Qwen2-VL image of 1024
+// patches has 64 MB of scores per vision block).
+constexpr std::int64_t kScoreBlockBytes = 16 << 20;
+
+}  // namespace
+
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& mask, double scale) {
-  const auto heads = q.size(1), kv_heads = k.size(1);
-  auto expand = [&](const torch::Tensor& t) {
-    if (heads == kv_heads) return t;
-    const auto rep = heads / kv_heads;
-    return t.unsqueeze(2).expand({t.size(0), kv_heads, rep, t.size(2), t.size(3)}).reshape(
-        {t.size(0), heads, t.size(2), t.size(3)});
-  };
-  auto weights = half_safe_matmul(q, expand(k).transpose(2, 3)) * scale;
-  if (mask.defined()) weights = weights + mask;
-  weights = torch::softmax(weights, -1, torch::kFloat).to(q.scalar_type());
-  auto out = half_safe_matmul(weights, expand(v));  // [B, H, L, D]
-  return out.transpose(1, 2).reshape({q.size(0), q.size(2), heads * q.size(3)});
+  const auto len = q.size(2);
+  const auto row_bytes = q.size(0) * q.size(1) * k.size(2) * static_cast<std::int64_t>(sizeof(float));
+  const auto rows = std::max<std::int64_t>(1, kScoreBlockBytes / std::max<std::int64_t>(1, row_bytes));
+  if (len <= rows) return attention_rows(q, k, v, mask, scale);
+  std::vector<torch::Tensor> blocks;
+  for (std::int64_t start = 0; start < len; start += rows) {
+    const auto n = std::min(rows, len - start);
+    blocks.push_back(attention_rows(q.narrow(2, start, n), k, v, mask.defined() ? mask.narrow(2, start, n) : mask,
+                                    scale));
+  }
+  return torch::cat(blocks, 1);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -138,7 +138,7 @@ bool lora_targets(const LoraConfig& config, const std::string& path) {
 
 namespace {
 
-std::vector<std::string> string_or_list(const nlohmann::json& value, const std::string& file, const std::string& key,
+std::vector<std::string> string_or_list(const nlohmann::ordered_json& value, const std::string& file, const std::string& key,
                                         std::optional<std::string>* regex) {
   std::vector<std::string> out;
   if (value.is_null()) return out;
@@ -161,10 +161,10 @@ std::vector<std::string> string_or_list(const nlohmann::json& value, const std::
 
 }  // namespace
 
-LoraConfig LoraConfig::from_peft_json(const nlohmann::json& j, const std::string& file) {
+LoraConfig LoraConfig::from_peft_json(const nlohmann::ordered_json& j, const std::string& file) {
   if (!j.is_object()) fail(ErrorCode::corrupt_data, file + ": expected a JSON object");
-  auto get = [&](const char* key) -> const nlohmann::json& {
-    static const nlohmann::json null_value;
+  auto get = [&](const char* key) -> const nlohmann::ordered_json& {
+    static const nlohmann::ordered_json null_value;
     auto it = j.find(key);
     return it == j.end() ? null_value : *it;
   };
@@ -508,9 +508,9 @@ std::unique_ptr<LoraModel> LoraModel::load(VisionLanguageModel& model, const std
     fail(ErrorCode::not_found, folder + ": no adapter_config.json; expected a PEFT LoRA adapter folder "
                                "(adapter_config.json + adapter_model.safetensors)");
   }
-  nlohmann::json config_json;
+  nlohmann::ordered_json config_json;  // file order: PEFT takes the first rank_pattern / alpha_pattern key that matches
   try {
-    config_json = nlohmann::json::parse(read_file(config_path));
+    config_json = nlohmann::ordered_json::parse(read_file(config_path));
   } catch (const nlohmann::json::exception& e) {
     fail(ErrorCode::corrupt_data, config_path + ": invalid JSON (" + e.what() + ")");
   }

@@ -52,7 +52,7 @@ struct LoraConfig {
 
   // PEFT's adapter_config.json, strictly: unknown peft_type, unsupported options (fan_in_fan_out, loftq, ...) and
   // wrong types are vlm::Error naming `file` and the key.
-  static LoraConfig from_peft_json(const nlohmann::json& json, const std::string& file);
+  static LoraConfig from_peft_json(const nlohmann::ordered_json& json, const std::string& file);
   nlohmann::ordered_json to_peft_json() const;
   // Rank and alpha for one module path (the patterns applied).
   std::pair<int, double> rank_alpha_for(const std::string& path) const;

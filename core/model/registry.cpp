@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <dlfcn.h>
 #include <sched.h>
 
 #include <cstdlib>
@@ -9,6 +10,7 @@
 #include <mutex>
 
 #include "base/error.h"
+#include "base/log.h"
 #include "io/hub.h"
 #include "model/families.h"
 
@@ -64,7 +66,7 @@ std::unique_ptr<VisionLanguageModel> create_model(const ModelConfig& config, con
                                    "' is not supported by vlmrt (supported: " + supported + ")");
 }
 
-void use_available_cpus() {
+void configure_process_for_models() {
   static std::once_flag once;
   std::call_once(once, [] {
     // libtorch counts physical cores and starts with 1 intra-op thread on a 2-vCPU machine. Use every CPU this
@@ -77,11 +79,22 @@ void use_available_cpus() {
       if (sched_getaffinity(0, sizeof(set), &set) == 0) threads = CPU_COUNT(&set);
     }
     if (threads > 0 && threads != torch::get_num_threads()) torch::set_num_threads(threads);
+    // OpenBLAS's pthread build (openblas_get_parallel() == 1) runs its own threads next to libtorch's OpenMP pool;
+    // both spin for the same cores and matmul-heavy work (prefill, training) runs ~25% slower on 2 cores.
+    using GetParallel = int (*)();
+    if (auto get_parallel = reinterpret_cast<GetParallel>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"))) {
+      if (get_parallel() == 1 && torch::get_num_threads() > 1) {
+        log(LogLevel::warning,
+            "OpenBLAS is its pthread build, whose threads compete with libtorch's OpenMP threads; select the OpenMP "
+            "build (scripts/install_deps.sh does: update-alternatives --set libopenblas.so.0-<arch> "
+            ".../openblas-openmp/libopenblas.so.0, and the same for libblas.so.3 and liblapack.so.3)");
+      }
+    }
   });
 }
 
 std::unique_ptr<VisionLanguageModel> load_model(const std::string& folder_or_hub_id, const LoadOptions& options) {
-  use_available_cpus();
+  configure_process_for_models();
   const auto location = locate_model(folder_or_hub_id);
   const auto config_path = (std::filesystem::path(location.folder) / "config.json").string();
   if (!std::filesystem::exists(config_path)) {

@@ -35,9 +35,10 @@ struct ModelFamily {
 const std::vector<ModelFamily>& model_families();
 std::vector<std::string> supported_model_types();
 
-// Sets libtorch's intra-op thread count once per process to the CPUs available (VLMRT_NUM_THREADS overrides;
-// OMP_NUM_THREADS set: libtorch's own choice). load_model calls it.
-void use_available_cpus();
+// Process-wide CPU settings, applied once per process (load_model calls it): libtorch's intra-op thread count =
+// the CPUs available (VLMRT_NUM_THREADS overrides; OMP_NUM_THREADS set: libtorch's own choice), and a warning when
+// OpenBLAS is its pthread build.
+void configure_process_for_models();
 
 // Builds the model from an already opened config and checkpoint.
 std::unique_ptr<VisionLanguageModel> create_model(const ModelConfig& config, const Checkpoint& checkpoint,

@@ -110,6 +110,52 @@ std::int64_t warmup_steps_for(std::int64_t total, double ratio, std::int64_t war
   return static_cast<std::int64_t>(std::ceil(static_cast<double>(total) * ratio));
 }
 
+DynamicLossScaler::DynamicLossScaler(LossScalerOptions options) : options_(options), scale_(options.init_scale) {
+  if (!(options.init_scale > 0) || !(options.growth_factor > 1) || !(options.backoff_factor > 0) ||
+      !(options.backoff_factor < 1) || options.growth_interval < 1) {
+    fail(ErrorCode::invalid_argument,
+         "loss scaler: init_scale must be positive, growth_factor > 1, backoff_factor in (0, 1) and growth_interval "
+         ">= 1");
+  }
+}
+
+bool DynamicLossScaler::unscale(const std::vector<torch::Tensor>& parameters) const {
+  torch::NoGradGuard no_grad;
+  // GradScaler: inv_scale = scale.double().reciprocal().float(), grads multiplied in place, then checked.
+  const float inverse = static_cast<float>(1.0 / static_cast<double>(static_cast<float>(scale_)));
+  bool finite = true;
+  for (const auto& p : parameters) {
+    auto grad = p.grad();
+    if (!grad.defined()) continue;
+    grad.mul_(inverse);
+    if (finite && !torch::isfinite(grad).all().item<bool>()) finite = false;
+  }
+  return finite;
+}
+
+void DynamicLossScaler::update(bool found_inf) {
+  // torch._amp_update_scale_ on a float32 scale.
+  if (found_inf) {
+    scale_ = static_cast<float>(scale_ * options_.backoff_factor);
+    growth_tracker_ = 0;
+    return;
+  }
+  if (++growth_tracker_ == options_.growth_interval) {
+    const float grown = static_cast<float>(scale_ * options_.growth_factor);
+    if (std::isfinite(grown)) scale_ = grown;
+    growth_tracker_ = 0;
+  }
+}
+
+void DynamicLossScaler::restore(double scale, std::int64_t growth_tracker) {
+  if (!(scale > 0) || !std::isfinite(scale) || growth_tracker < 0) {
+    fail(ErrorCode::corrupt_data, "loss scaler state: scale " + std::to_string(scale) + " and growth tracker " +
+                                      std::to_string(growth_tracker) + " are not a valid state");
+  }
+  scale_ = scale;
+  growth_tracker_ = growth_tracker;
+}
+
 double clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> grads, norms;

@@ -53,6 +53,36 @@ double schedule_multiplier(const std::string& type, std::int64_t step, std::int6
 // Warmup steps: warmup_steps when > 0, else ceil(total * warmup_ratio).
 std::int64_t warmup_steps_for(std::int64_t total_steps, double warmup_ratio, std::int64_t warmup_steps);
 
+// Dynamic loss scaling for float16 autocast, with torch.amp.GradScaler's defaults and update rule (what the Trainer
+// uses through accelerate for fp16): the loss is multiplied by scale() before backward; unscale() multiplies every
+// gradient by the float32 reciprocal of the scale before clipping and reports inf/NaN; an update with inf/NaN
+// gradients is skipped and halves the scale; growth_interval clean updates in a row double it.
+struct LossScalerOptions {
+  double init_scale = 65536.0;
+  double growth_factor = 2.0;
+  double backoff_factor = 0.5;
+  std::int64_t growth_interval = 2000;
+};
+
+class DynamicLossScaler {
+ public:
+  explicit DynamicLossScaler(LossScalerOptions options = {});
+  double scale() const { return scale_; }
+  std::int64_t growth_tracker() const { return growth_tracker_; }
+  // Unscales every defined grad in place; false when any grad holds inf or NaN (skip the update).
+  bool unscale(const std::vector<torch::Tensor>& parameters) const;
+  // After each update window: found_inf backs the scale off and resets the tracker; otherwise the tracker counts up
+  // and the scale grows when it reaches growth_interval.
+  void update(bool found_inf);
+  // Checkpoint state.
+  void restore(double scale, std::int64_t growth_tracker);
+
+ private:
+  LossScalerOptions options_;
+  double scale_;
+  std::int64_t growth_tracker_ = 0;
+};
+
 // clip_grad_norm_(norm 2): returns the total norm before clipping and multiplies every grad by
 // min(max_norm / (total + 1e-6), 1). max_norm <= 0: no clipping, the norm is still returned.
 double clip_grad_norm(const std::vector<torch::Tensor>& parameters, double max_norm);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <mutex>
 
 #include "base/error.h"
@@ -22,6 +23,7 @@ StepTrainer::StepTrainer(Session& session, StepTrainerOptions options) : session
   if (options_.mixed_precision == "fp16" && session_.model().device().is_cpu()) {
     fail(ErrorCode::unsupported, "mixed_precision fp16 needs a CUDA device (dynamic loss scaling); use bf16 or no on the CPU");
   }
+  if (options_.mixed_precision == "fp16") scaler_.emplace();
   torch::manual_seed(options_.seed);
   auto& model = session_.model();
   lora_ = options_.init_adapter_dir.empty() ? LoraModel::create(model, options_.lora, options_.scope)
@@ -71,10 +73,20 @@ StepResult StepTrainer::step(const std::vector<StepExample>& inputs) {
       AutocastGuard autocast(options_.mixed_precision, model.device());
       loss = training_loss_sum(model, batch, labels) / static_cast<double>(window_tokens);
     }
-    loss.backward();
+    (scaler_ ? loss * scaler_->scale() : loss).backward();
     loss_value += loss.item<double>();
   }
   StepResult result;
+  result.predicted_tokens = window_tokens;
+  result.loss = loss_value;
+  if (scaler_ && !scaler_->unscale(trainable_)) {
+    // fp16 overflow: skip the update and back the loss scale off, as GradScaler does.
+    optimizer_->zero_grad();
+    scaler_->update(/*found_inf=*/true);
+    result.grad_norm = std::numeric_limits<double>::quiet_NaN();
+    result.step = optimizer_->steps();
+    return result;
+  }
   result.grad_norm = clip_grad_norm(trainable_, options_.max_grad_norm);
   if (!std::isfinite(loss_value) || !std::isfinite(result.grad_norm)) {
     optimizer_->zero_grad();
@@ -85,9 +97,8 @@ StepResult StepTrainer::step(const std::vector<StepExample>& inputs) {
                                                                            options_.warmup_steps, options_.total_steps);
   optimizer_->step(result.learning_rate);
   optimizer_->zero_grad();
-  result.loss = loss_value;
+  if (scaler_) scaler_->update(/*found_inf=*/false);
   result.step = optimizer_->steps();
-  result.predicted_tokens = window_tokens;
   return result;
 }
 

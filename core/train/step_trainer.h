@@ -50,6 +50,8 @@ class StepTrainer {
   StepTrainer(Session& session, StepTrainerOptions options);
   ~StepTrainer();
 
+  // One update. With fp16 (CUDA) an update whose gradients overflow is skipped: grad_norm is NaN, step is
+  // unchanged and the loss scale halves (torch's GradScaler).
   StepResult step(const std::vector<StepExample>& examples);
   void save_adapter(const std::string& folder) const;
   // Adapter, optimizer moments, step and RNG state: load_state() continues exactly where save_state() was.
@@ -67,6 +69,7 @@ class StepTrainer {
   StepTrainerOptions options_;
   std::unique_ptr<LoraModel> lora_;
   std::unique_ptr<AdamW> optimizer_;
+  std::optional<DynamicLossScaler> scaler_;  // fp16 (CUDA)
   std::vector<torch::Tensor> trainable_;
   bool merged_ = false;
 };

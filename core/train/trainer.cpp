@@ -9,7 +9,9 @@
 #include <cmath>
 #include <filesystem>
 #include <future>
+#include <limits>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -317,6 +319,11 @@ TrainingSummary run_training(const TrainingJob& job) {
   std::int64_t global_step = 0;
   nlohmann::ordered_json log_history = nlohmann::ordered_json::array();
   double total_loss = 0;  // sum of update losses
+  // fp16 (CUDA): dynamic loss scaling. An update whose gradients overflow is skipped and does not advance the
+  // learning-rate schedule (accelerate's scheduler skips with the optimizer).
+  std::optional<DynamicLossScaler> scaler;
+  if (mixed_precision == "fp16") scaler.emplace();
+  std::int64_t overflow_skips = 0;
   const fs::path checkpoints_dir = run_dir / "checkpoints";
   if (!t.resume_from_checkpoint.empty()) {
     fs::path checkpoint;
@@ -347,9 +354,14 @@ TrainingSummary run_training(const TrainingJob& job) {
           load_all_tensors(*Checkpoint::open((checkpoint / "optimizer.safetensors").string(), "optimizer"));
       std::vector<std::pair<std::string, torch::Tensor>> opt(optimizer_state.begin(), optimizer_state.end());
       global_step = state.at("global_step").get<std::int64_t>();
-      optimizer.load_state(opt, global_step);
+      const auto& own = state.at("vlmrt");
+      optimizer.load_state(opt, own.value("optimizer_steps", global_step));
       log_history = state.at("log_history");
-      total_loss = state.at("vlmrt").at("total_loss").get<double>();
+      total_loss = own.at("total_loss").get<double>();
+      overflow_skips = own.value("overflow_skips", std::int64_t{0});
+      if (scaler && own.contains("loss_scale")) {
+        scaler->restore(own.at("loss_scale").get<double>(), own.at("loss_scale_growth_tracker").get<std::int64_t>());
+      }
       auto rng = load_all_tensors(*Checkpoint::open((checkpoint / "rng_state.safetensors").string(), "rng_state"));
       set_generator_state(rng.at("cpu"));
       log("resumed from " + checkpoint.string() + " at update " + std::to_string(global_step));
@@ -380,7 +392,12 @@ TrainingSummary run_training(const TrainingJob& job) {
     state["save_steps"] = t.save_steps;
     state["total_flos"] = 0;
     state["train_batch_size"] = t.per_device_train_batch_size;
-    state["vlmrt"] = {{"total_loss", total_loss}, {"seed", t.seed}, {"examples", data.size()}};
+    state["vlmrt"] = {{"total_loss", total_loss}, {"seed", t.seed}, {"examples", data.size()},
+                      {"optimizer_steps", optimizer.steps()}, {"overflow_skips", overflow_skips}};
+    if (scaler) {
+      state["vlmrt"]["loss_scale"] = scaler->scale();
+      state["vlmrt"]["loss_scale_growth_tracker"] = scaler->growth_tracker();
+    }
     write_file_atomic((staged / "trainer_state.json").string(), state.dump(2) + "\n");
     nlohmann::ordered_json scheduler = {{"type", t.lr_scheduler_type}, {"last_epoch", global_step},
                                         {"base_lrs", {t.learning_rate}}, {"warmup_steps", plan.warmup_steps},
@@ -452,13 +469,15 @@ TrainingSummary run_training(const TrainingJob& job) {
           }
           loss = training_loss_sum(model, inputs, batch.labels) / static_cast<double>(window_tokens);
         }
-        loss.backward();
+        (scaler ? loss * scaler->scale() : loss).backward();
         window_loss += loss.item<double>();
         samples_seen += static_cast<std::int64_t>(micro_batches[m].size());
         tokens_seen += inputs.attention_mask.sum().item<std::int64_t>();
       }
-      const double grad_norm = clip_grad_norm(trainable_tensors, t.max_grad_norm);
-      if (!std::isfinite(window_loss) || !std::isfinite(grad_norm)) {
+      const bool overflow = scaler && !scaler->unscale(trainable_tensors);
+      const double grad_norm =
+          overflow ? std::numeric_limits<double>::quiet_NaN() : clip_grad_norm(trainable_tensors, t.max_grad_norm);
+      if (!overflow && (!std::isfinite(window_loss) || !std::isfinite(grad_norm))) {
         optimizer.zero_grad();
         const std::string what = "the loss or the gradients became non-finite at update " +
                                  std::to_string(global_step + 1) + " (loss " + std::to_string(window_loss) +
@@ -473,9 +492,20 @@ TrainingSummary run_training(const TrainingJob& job) {
         ++global_step;
         continue;
       }
-      const double lr = t.learning_rate * schedule_multiplier(t.lr_scheduler_type, global_step, plan.warmup_steps, plan.total_updates);
-      optimizer.step(lr);
-      optimizer.zero_grad();
+      const double lr = t.learning_rate * schedule_multiplier(t.lr_scheduler_type, global_step - overflow_skips,
+                                                              plan.warmup_steps, plan.total_updates);
+      if (overflow) {
+        optimizer.zero_grad();
+        const double was = scaler->scale();
+        scaler->update(/*found_inf=*/true);
+        ++overflow_skips;
+        log("fp16: the gradients overflowed at loss scale " + std::to_string(was) + "; update " +
+            std::to_string(global_step + 1) + " skipped, loss scale now " + std::to_string(scaler->scale()));
+      } else {
+        optimizer.step(lr);
+        optimizer.zero_grad();
+        if (scaler) scaler->update(/*found_inf=*/false);
+      }
       ++global_step;
       total_loss += window_loss;
       loss_since_log += window_loss;
@@ -545,6 +575,10 @@ TrainingSummary run_training(const TrainingJob& job) {
   metrics["mixed_precision"] = mixed_precision;
   metrics["gradient_checkpointing"] = t.gradient_checkpointing;
   metrics["skipped_updates"] = skipped_updates;
+  if (scaler) {
+    metrics["fp16_overflow_skipped_updates"] = overflow_skips;
+    metrics["fp16_final_loss_scale"] = scaler->scale();
+  }
   if (feature_cache) {
     metrics["image_feature_cache"] = {{"examples_cached_MiB", static_cast<double>(feature_cache->bytes()) / (1 << 20)},
                                       {"computed", feature_cache->misses()},

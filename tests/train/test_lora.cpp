@@ -229,3 +229,25 @@ TEST_CASE("schedules and the step plan follow transformers") {
   CHECK(AdamW::no_weight_decay("layers.0.input_layernorm.weight"));
   CHECK_FALSE(AdamW::no_weight_decay("base_model.model.x.q_proj.lora_A.weight"));
 }
+
+TEST_CASE("rank_pattern and alpha_pattern: the first matching key in the file's order wins, as in PEFT") {
+  // Both keys match layers.0's q_proj; PEFT's get_pattern_key returns the first in dict (file) order.
+  const auto config = LoraConfig::from_peft_json(nlohmann::ordered_json::parse(R"({
+      "peft_type": "LORA", "r": 2, "lora_alpha": 4, "target_modules": ["q_proj"],
+      "rank_pattern": {"q_proj": 8, "layers.0.self_attn.q_proj": 4},
+      "alpha_pattern": {"layers.0.self_attn.q_proj": 3, "q_proj": 16}})"),
+                                                 "adapter_config.json");
+  const auto [rank0, alpha0] = config.rank_alpha_for("model.language_model.layers.0.self_attn.q_proj");
+  CHECK(rank0 == 8);
+  CHECK(alpha0 == 3);
+  const auto [rank1, alpha1] = config.rank_alpha_for("model.language_model.layers.1.self_attn.q_proj");
+  CHECK(rank1 == 8);
+  CHECK(alpha1 == 16);
+  const auto [rank2, alpha2] = config.rank_alpha_for("model.language_model.layers.1.self_attn.v_proj");
+  CHECK(rank2 == 2);
+  CHECK(alpha2 == 4);
+  // Written back in the same order.
+  const auto written = config.to_peft_json();
+  CHECK(written.at("rank_pattern").begin().key() == "q_proj");
+  CHECK(written.at("alpha_pattern").begin().key() == "layers.0.self_attn.q_proj");
+}

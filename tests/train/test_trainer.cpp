@@ -5,7 +5,9 @@
 
 #include <sys/wait.h>
 
+#include <cmath>
 #include <csignal>
+#include <limits>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +19,7 @@
 #include "tensor/tensor_io.h"
 #include "test_util.h"
 #include "train/data.h"
+#include "train/optimizer.h"
 #include "train/trainer.h"
 #include "train/training_step.h"
 
@@ -376,4 +379,44 @@ TEST_CASE("a run killed with SIGKILL and resumed ends with the uninterrupted run
   }
   const auto metrics = read_json(dir.file("run/metrics.json"));
   CHECK(metrics.at("log_history").size() == 6);
+}
+
+TEST_CASE("dynamic loss scaling follows torch's GradScaler: unscale, skip on overflow, back off, grow") {
+  LossScalerOptions options;
+  options.growth_interval = 3;
+  DynamicLossScaler scaler(options);
+  CHECK(scaler.scale() == 65536.0);
+  auto p = torch::zeros({4}).requires_grad_(true);
+  auto q = torch::zeros({2}).requires_grad_(true);
+  auto no_grad_yet = torch::zeros({3}).requires_grad_(true);  // grads that are None are skipped
+  auto loss = (p * torch::tensor({1.f, 2.f, 3.f, 4.f})).sum() + (q * 0.5f).sum();
+  (loss * scaler.scale()).backward();
+  CHECK(scaler.unscale({p, q, no_grad_yet}));
+  CHECK(torch::equal(p.grad(), torch::tensor({1.f, 2.f, 3.f, 4.f})));
+  CHECK(torch::equal(q.grad(), torch::tensor({0.5f, 0.5f})));
+  // Clean updates count up; the third doubles the scale and restarts the count.
+  scaler.update(false);
+  scaler.update(false);
+  CHECK(scaler.growth_tracker() == 2);
+  scaler.update(false);
+  CHECK(scaler.scale() == 131072.0);
+  CHECK(scaler.growth_tracker() == 0);
+  // An overflowing gradient: reported, the scale halves, the count restarts.
+  p.mutable_grad() = torch::tensor({1.f, std::numeric_limits<float>::infinity(), 0.f, 0.f});
+  scaler.update(false);
+  CHECK_FALSE(scaler.unscale({p, q}));
+  scaler.update(true);
+  CHECK(scaler.scale() == 65536.0);
+  CHECK(scaler.growth_tracker() == 0);
+  p.mutable_grad() = torch::tensor({std::nanf(""), 0.f, 0.f, 0.f});
+  CHECK_FALSE(scaler.unscale({p}));
+  // Checkpoint state round trip, and bad states or options are refused.
+  DynamicLossScaler restored(options);
+  restored.restore(1024.0, 2);
+  restored.update(false);
+  CHECK(restored.scale() == 2048.0);
+  CHECK_THROWS_AS(restored.restore(0.0, 0), vlm::Error);
+  LossScalerOptions bad;
+  bad.backoff_factor = 1.5;
+  CHECK_THROWS_AS(DynamicLossScaler{bad}, vlm::Error);
 }

@@ -120,10 +120,18 @@ def hf_generate_worker(args):
 
 def issue_main(args):
     workdir = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="vlmrt-bench-issue-"))
-    torch.manual_seed(0)
-    model = Qwen2VLForConditionalGeneration(issue_config(args.text_layers, args.vision_depth)).eval()
-    model.save_pretrained(str(workdir))
-    del model
+    want = issue_config(args.text_layers, args.vision_depth)
+    if (workdir / "config.json").exists():
+        # Reuse a checkpoint of the same shape (writing the full-size one takes minutes); refuse another shape.
+        have = Qwen2VLConfig.from_pretrained(str(workdir))
+        shape = lambda c: (c.text_config.num_hidden_layers, c.vision_config.depth, c.text_config.hidden_size)
+        if shape(have) != shape(want):
+            raise SystemExit(f"{workdir} holds a checkpoint of shape {shape(have)}, the flags ask for {shape(want)}")
+    else:
+        torch.manual_seed(0)
+        model = Qwen2VLForConditionalGeneration(want).eval()
+        model.save_pretrained(str(workdir))
+        del model
     rows = []
     for dtype in args.dtypes.split(","):
         for batch in (int(b) for b in args.batches.split(",")):
