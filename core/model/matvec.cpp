@@ -120,6 +120,14 @@ void run_columns(const Job& job, const W* w) {
   });
 }
 
+// The shapes, dtypes and devices the kernel computes, whatever the autograd state.
+bool kernel_takes(const torch::Tensor& x, const torch::Tensor& weight) {
+  const auto dtype = weight.scalar_type();
+  if (x.scalar_type() != dtype || !x.device().is_cpu() || !weight.device().is_cpu()) return false;
+  if (weight.dim() != 2 || !weight.is_contiguous() || x.dim() == 0 || x.size(-1) != weight.size(1)) return false;
+  return x.numel() > 0 && x.numel() / weight.size(1) <= few_row_linear_max_rows(dtype);
+}
+
 }  // namespace
 
 std::int64_t few_row_linear_max_rows(torch::ScalarType weight_dtype) {
@@ -132,24 +140,17 @@ std::int64_t few_row_linear_max_rows(torch::ScalarType weight_dtype) {
 }
 
 bool few_row_linear_applies(const torch::Tensor& x, const torch::Tensor& weight) {
-  const auto dtype = weight.scalar_type();
-  if (x.scalar_type() != dtype || !x.device().is_cpu() || !weight.device().is_cpu()) return false;
-  if (weight.dim() != 2 || !weight.is_contiguous() || x.dim() == 0 || x.size(-1) != weight.size(1)) return false;
-  if (x.numel() == 0 || x.numel() / weight.size(1) > few_row_linear_max_rows(dtype)) return false;
   // Inference only: autograd and autocast go through torch::linear.
-  if (torch::GradMode::is_enabled() || at::autocast::is_cpu_enabled()) return false;
-  return true;
+  return kernel_takes(x, weight) && !torch::GradMode::is_enabled() && !at::autocast::is_cpu_enabled();
 }
 
 torch::Tensor few_row_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  const auto N = weight.size(0), K = weight.size(1), rows = x.numel() / K;
-  if (!few_row_linear_applies(x, weight) && !(x.scalar_type() == weight.scalar_type() && rows >= 1 && rows <= 8 &&
-                                               x.size(-1) == K && weight.is_contiguous() && x.device().is_cpu() &&
-                                               few_row_linear_max_rows(weight.scalar_type()) > 0)) {
+  if (!kernel_takes(x, weight)) {
     fail(ErrorCode::internal, "few_row_linear: x " + c10::str(x.sizes()) + " " + c10::str(x.scalar_type()) +
                                   " and weight " + c10::str(weight.sizes()) + " " + c10::str(weight.scalar_type()) +
                                   " are outside the kernel's shapes and dtypes");
   }
+  const auto N = weight.size(0), K = weight.size(1), rows = x.numel() / K;
   auto xf = x.reshape({rows, K}).to(torch::kFloat).contiguous();
   torch::Tensor bf;
   if (bias.defined()) bf = bias.to(torch::kFloat).contiguous();
