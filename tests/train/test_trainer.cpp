@@ -19,6 +19,7 @@
 #include "tensor/tensor_io.h"
 #include "test_util.h"
 #include "train/data.h"
+#include "train/image_features.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
 #include "train/training_step.h"
@@ -419,4 +420,59 @@ TEST_CASE("dynamic loss scaling follows torch's GradScaler: unscale, skip on ove
   LossScalerOptions bad;
   bad.backoff_factor = 1.5;
   CHECK_THROWS_AS(DynamicLossScaler{bad}, vlm::Error);
+}
+
+TEST_CASE("image feature cache: only with a frozen vision path; computed per example once, then reused") {
+  SessionOptions options;
+  options.model = kBase;
+  auto one_step = tensors_at(fixture("train/one_step.safetensors"));
+  {
+    auto session = Session::open(options);
+    auto& model = session->model();
+    LoraConfig vision;
+    vision.target_modules = std::vector<std::string>{"all-linear"};
+    LoraScope scope;
+    scope.vision_tower = true;
+    auto lora = LoraModel::create(model, vision, scope);
+    const auto why = image_features_frozen_reason(model, *lora);
+    CHECK(why.find("an adapter on model.visual.") == 0);
+  }
+  auto session = Session::open(options);
+  auto& model = session->model();
+  auto lora = LoraModel::create(model, LoraConfig{});
+  CHECK(image_features_frozen_reason(model, *lora).empty());
+
+  // One image per example: split the fixture batch's two images by their grids.
+  const auto grids = one_step.at("batch_image_grid_thw");
+  const auto first = grids[0].prod().item<std::int64_t>();
+  std::vector<VisionInputs> per_example(2);
+  per_example[0].pixel_values = one_step.at("batch_pixel_values").narrow(0, 0, first);
+  per_example[0].image_grid_thw = grids.narrow(0, 0, 1);
+  const auto patches = one_step.at("batch_pixel_values").size(0);
+  per_example[1].pixel_values = one_step.at("batch_pixel_values").narrow(0, first, patches - first);
+  per_example[1].image_grid_thw = grids.narrow(0, 1, 1);
+  VisionInputs batch;
+  batch.pixel_values = one_step.at("batch_pixel_values");
+  batch.image_grid_thw = grids;
+  torch::Tensor whole;
+  {
+    torch::NoGradGuard no_grad;
+    whole = model.encode_images(batch);
+  }
+
+  ImageFeatureCache keep(1 << 30);
+  auto a = keep.features(model, {3, 5}, per_example);
+  CHECK(torch::allclose(a, whole, 1e-5, 1e-6));
+  CHECK(keep.misses() == 2);
+  CHECK(keep.bytes() == static_cast<std::int64_t>(a.numel() * a.element_size()));
+  auto b = keep.features(model, {5, 3}, {per_example[1], per_example[0]});  // reused, in the new row order
+  CHECK(keep.hits() == 2);
+  const auto first_tokens = a.size(0) * first / batch.pixel_values.size(0);  // tokens = patches / merge^2
+  CHECK(torch::equal(b, torch::cat({a.narrow(0, first_tokens, a.size(0) - first_tokens), a.narrow(0, 0, first_tokens)})));
+  ImageFeatureCache none(0);  // a zero budget recomputes every time
+  none.features(model, {3}, {per_example[0]});
+  none.features(model, {3}, {per_example[0]});
+  CHECK(none.misses() == 2);
+  CHECK(none.hits() == 0);
+  CHECK(none.bytes() == 0);
 }
