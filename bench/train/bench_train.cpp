@@ -120,12 +120,7 @@ int main(int argc, char** argv) {
         auto batch = data.collate(*session, {index}, labels, &example_vision);
         d += seconds_since(t0);
         t0 = Clock::now();
-        torch::Tensor loss;
-        {
-          AutocastGuard autocast(mixed, model.device());
-          batch.vision.features = cache.features(model, {index}, example_vision);
-          loss = training_loss_sum(model, batch, labels) / static_cast<double>(window_tokens);
-        }
+        auto loss = micro_batch_loss(model, batch, labels, window_tokens, mixed, &cache, {index}, example_vision);
         f += seconds_since(t0);
         t0 = Clock::now();
         loss.backward();

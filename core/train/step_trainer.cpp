@@ -68,11 +68,7 @@ StepResult StepTrainer::step(const std::vector<StepExample>& inputs) {
     }
     torch::Tensor labels;
     ForwardInputs batch = collate_examples(session_, chosen, images, labels);
-    torch::Tensor loss;
-    {
-      AutocastGuard autocast(options_.mixed_precision, model.device());
-      loss = training_loss_sum(model, batch, labels) / static_cast<double>(window_tokens);
-    }
+    auto loss = micro_batch_loss(model, batch, labels, window_tokens, options_.mixed_precision);
     (scaler_ ? loss * scaler_->scale() : loss).backward();
     loss_value += loss.item<double>();
   }

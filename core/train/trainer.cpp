@@ -122,6 +122,15 @@ torch::Tensor training_loss_sum(VisionLanguageModel& model, ForwardInputs inputs
       torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
 }
 
+torch::Tensor micro_batch_loss(VisionLanguageModel& model, ForwardInputs inputs, const torch::Tensor& labels,
+                               std::int64_t window_tokens, const std::string& mixed_precision,
+                               ImageFeatureCache* cache, const std::vector<std::size_t>& examples,
+                               const std::vector<VisionInputs>& example_vision) {
+  AutocastGuard autocast(mixed_precision, model.device());
+  if (cache && !inputs.vision.empty()) inputs.vision.features = cache->features(model, examples, example_vision);
+  return training_loss_sum(model, std::move(inputs), labels) / static_cast<double>(window_tokens);
+}
+
 std::int64_t predicted_token_count(const torch::Tensor& labels) {
   return (labels.narrow(1, 1, labels.size(1) - 1) != kIgnoreIndex).sum().item<std::int64_t>();
 }
@@ -461,14 +470,8 @@ TrainingSummary run_training(const TrainingJob& job) {
         MicroBatch batch = next.get();
         if (m + 1 < end) next = prefetch(m + 1);
         auto& inputs = batch.inputs;
-        torch::Tensor loss;
-        {
-          AutocastGuard autocast(mixed_precision, model.device());
-          if (feature_cache && !inputs.vision.empty()) {
-            inputs.vision.features = feature_cache->features(model, micro_batches[m], batch.example_vision);
-          }
-          loss = training_loss_sum(model, inputs, batch.labels) / static_cast<double>(window_tokens);
-        }
+        auto loss = micro_batch_loss(model, inputs, batch.labels, window_tokens, mixed_precision, feature_cache.get(),
+                                     micro_batches[m], batch.example_vision);
         (scaler ? loss * scaler->scale() : loss).backward();
         window_loss += loss.item<double>();
         samples_seen += static_cast<std::int64_t>(micro_batches[m].size());

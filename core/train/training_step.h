@@ -40,6 +40,15 @@ torch::Tensor causal_lm_loss_sum(const torch::Tensor& logits, const torch::Tenso
 // (ForwardInputs::logit_positions): the LM head and the softmax then cover the response instead of the whole
 // sequence, with the same terms. `inputs` is the collated batch; its logit selection is replaced.
 torch::Tensor training_loss_sum(VisionLanguageModel& model, ForwardInputs inputs, const torch::Tensor& labels);
+
+class ImageFeatureCache;
+// One micro-batch's share of its accumulation window's loss: training_loss_sum / window_tokens under the run's
+// autocast. With `cache`, the image features come from it (the rows are the dataset examples `examples`, each
+// row's own images in `example_vision`).
+torch::Tensor micro_batch_loss(VisionLanguageModel& model, ForwardInputs inputs, const torch::Tensor& labels,
+                               std::int64_t window_tokens, const std::string& mixed_precision,
+                               ImageFeatureCache* cache = nullptr, const std::vector<std::size_t>& examples = {},
+                               const std::vector<VisionInputs>& example_vision = {});
 std::int64_t predicted_token_count(const torch::Tensor& labels);
 
 // torch.randperm(n) from a CPU generator seeded with seed + epoch.
