@@ -28,29 +28,6 @@ namespace {
 
 std::string or_default(const char* s, const char* fallback) { return s != nullptr && *s != '\0' ? s : fallback; }
 
-// Overrides `g` with the fields the caller set (the others keep the config's or the checkpoint's defaults).
-void merge_generation(const vlm_generation_options* options, vlm::GenerationOptions& g) {
-  if (options == nullptr) return;
-  check_struct_size(options, sizeof *options, "options->generation");
-  if (options->max_new_tokens > 0) g.max_new_tokens = options->max_new_tokens;
-  if (options->min_new_tokens > 0) g.min_new_tokens = options->min_new_tokens;
-  if (options->num_beams > 0) g.num_beams = options->num_beams;
-  if (options->top_k > 0) g.top_k = options->top_k;
-  if (options->temperature > 0) g.temperature = options->temperature;
-  if (options->top_p > 0) g.top_p = options->top_p;
-  if (options->repetition_penalty > 0) g.repetition_penalty = options->repetition_penalty;
-  if (options->length_penalty != 0) g.length_penalty = options->length_penalty;
-  if (options->do_sample >= 0) g.do_sample = options->do_sample != 0;
-  if (options->seed != 0) g.seed = options->seed;
-  if (options->on_token != nullptr) {
-    vlm_token_callback callback = options->on_token;
-    void* user_data = options->user_data;
-    g.on_token = [callback, user_data](std::int64_t row, std::int64_t token) {
-      return callback(static_cast<size_t>(row), token, user_data) != 0;
-    };
-  }
-}
-
 }  // namespace
 
 extern "C" {
@@ -149,7 +126,7 @@ vlm_status vlm_evaluate_run(const vlm_evaluate_options* options, vlm_evaluate_re
     if (options->response_column != nullptr) job.response_column = options->response_column;
     if (options->max_samples > 0) job.max_samples = options->max_samples;
     if (options->batch_size > 0) job.batch_size = options->batch_size;
-    merge_generation(options->generation, job.generation);
+    apply_generation_options(options->generation, "options->generation", job.generation);
     job.prompt_template = or_default(options->prompt_template, "{query}");
     if (options->system_message != nullptr) job.system_message = options->system_message;
     if (options->image_cache_dir != nullptr) job.fetch.cache_dir = options->image_cache_dir;

@@ -30,6 +30,28 @@ torch::Device parse_device(const std::string& name) {
   vlm::fail(vlm::ErrorCode::invalid_argument, "device must be \"cpu\", \"cuda\" or \"cuda:N\", not \"" + name + "\"");
 }
 
+void apply_generation_options(const vlm_generation_options* options, const char* what, vlm::GenerationOptions& g) {
+  if (options == nullptr) return;
+  check_struct_size(options, sizeof *options, what);
+  if (options->max_new_tokens > 0) g.max_new_tokens = options->max_new_tokens;
+  if (options->min_new_tokens > 0) g.min_new_tokens = options->min_new_tokens;
+  if (options->num_beams > 0) g.num_beams = options->num_beams;
+  if (options->top_k > 0) g.top_k = options->top_k;
+  if (options->temperature > 0) g.temperature = options->temperature;
+  if (options->top_p > 0) g.top_p = options->top_p;
+  if (options->repetition_penalty > 0) g.repetition_penalty = options->repetition_penalty;
+  if (options->length_penalty != 0) g.length_penalty = options->length_penalty;
+  if (options->do_sample >= 0) g.do_sample = options->do_sample != 0;
+  if (options->seed != 0) g.seed = options->seed;
+  if (options->on_token != nullptr) {
+    vlm_token_callback callback = options->on_token;
+    void* user_data = options->user_data;
+    g.on_token = [callback, user_data](std::int64_t row, std::int64_t token) {
+      return callback(static_cast<size_t>(row), token, user_data) != 0;
+    };
+  }
+}
+
 }  // namespace vlm::capi
 
 namespace {
@@ -102,26 +124,7 @@ vlm_status vlm_generate(vlm_session* session, const vlm_prompt* prompts, size_t 
     require(out_results, "out_results");
     if (num_prompts == 0) vlm::fail(vlm::ErrorCode::invalid_argument, "num_prompts must be at least 1");
     vlm::GenerationOptions g;
-    if (options != nullptr) {
-      check_struct_size(options, sizeof *options, "options");
-      if (options->max_new_tokens > 0) g.max_new_tokens = options->max_new_tokens;
-      if (options->min_new_tokens > 0) g.min_new_tokens = options->min_new_tokens;
-      if (options->num_beams > 0) g.num_beams = options->num_beams;
-      if (options->top_k > 0) g.top_k = options->top_k;
-      if (options->temperature > 0) g.temperature = options->temperature;
-      if (options->top_p > 0) g.top_p = options->top_p;
-      if (options->repetition_penalty > 0) g.repetition_penalty = options->repetition_penalty;
-      if (options->length_penalty != 0) g.length_penalty = options->length_penalty;
-      if (options->do_sample >= 0) g.do_sample = options->do_sample != 0;
-      g.seed = options->seed;
-      if (options->on_token != nullptr) {
-        vlm_token_callback callback = options->on_token;
-        void* user_data = options->user_data;
-        g.on_token = [callback, user_data](std::int64_t row, std::int64_t token) {
-          return callback(static_cast<size_t>(row), token, user_data) != 0;
-        };
-      }
-    }
+    apply_generation_options(options, "options", g);
     std::vector<vlm::Conversation> conversations;
     for (size_t i = 0; i < num_prompts; ++i) {
       conversations.push_back(conversation_of(prompts[i], "prompts[" + std::to_string(i) + "]"));

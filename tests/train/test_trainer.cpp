@@ -43,6 +43,18 @@ std::map<std::string, torch::Tensor> tensors_at(const std::string& path) {
   return load_all_tensors(*Checkpoint::open(path, "x"));
 }
 
+// The batch of train/one_step.safetensors (two right-padded rows, one image each) and its labels.
+ForwardInputs one_step_batch(torch::Tensor& labels) {
+  auto one_step = tensors_at(fixture("train/one_step.safetensors"));
+  ForwardInputs in;
+  in.input_ids = one_step.at("batch_input_ids");
+  in.attention_mask = one_step.at("batch_attention_mask");
+  in.vision.pixel_values = one_step.at("batch_pixel_values");
+  in.vision.image_grid_thw = one_step.at("batch_image_grid_thw");
+  labels = one_step.at("batch_labels");
+  return in;
+}
+
 // The job of curve.json: 8 rows, batch 2 x accumulation 2, 20 updates, linear warmup 10 %, clipping at 0.05.
 TrainingJob curve_job(const std::string& run_dir) {
   TrainingJob job;
@@ -174,13 +186,8 @@ TEST_CASE("gradient checkpointing gives the same gradients") {
   auto session = Session::open(options);
   auto& model = session->model();
   auto lora = LoraModel::load(model, fixture("train/adapter_start"), /*trainable=*/true);
-  auto one_step = tensors_at(fixture("train/one_step.safetensors"));
-  ForwardInputs in;
-  in.input_ids = one_step.at("batch_input_ids");
-  in.attention_mask = one_step.at("batch_attention_mask");
-  in.vision.pixel_values = one_step.at("batch_pixel_values");
-  in.vision.image_grid_thw = one_step.at("batch_image_grid_thw");
-  const auto labels = one_step.at("batch_labels");
+  torch::Tensor labels;
+  const ForwardInputs in = one_step_batch(labels);
   std::vector<torch::Tensor> plain, checkpointed;
   for (bool on : {false, true}) {
     model.set_gradient_checkpointing(on);
@@ -201,13 +208,8 @@ TEST_CASE("the loss from the labelled positions' logits equals the loss over all
   auto session = Session::open(options);
   auto& model = session->model();
   auto lora = LoraModel::load(model, fixture("train/adapter_start"), /*trainable=*/true);
-  auto one_step = tensors_at(fixture("train/one_step.safetensors"));
-  ForwardInputs in;
-  in.input_ids = one_step.at("batch_input_ids");
-  in.attention_mask = one_step.at("batch_attention_mask");
-  in.vision.pixel_values = one_step.at("batch_pixel_values");
-  in.vision.image_grid_thw = one_step.at("batch_image_grid_thw");
-  const auto labels = one_step.at("batch_labels");
+  torch::Tensor labels;
+  const ForwardInputs in = one_step_batch(labels);
   REQUIRE(in.input_ids.size(0) == 2);  // right-padded rows of different lengths
   std::vector<torch::Tensor> losses, grads;
   for (bool selected : {false, true}) {
@@ -272,12 +274,8 @@ TEST_CASE("the run folder: adapter, merged model that reproduces the adapter's l
   base_options.model = kBase;
   auto base = Session::open(base_options);
   base->load_adapter(dir.file("run/lora_adapter"));
-  auto one_step = tensors_at(fixture("train/one_step.safetensors"));
-  ForwardInputs in;
-  in.input_ids = one_step.at("batch_input_ids");
-  in.attention_mask = one_step.at("batch_attention_mask");
-  in.vision.pixel_values = one_step.at("batch_pixel_values");
-  in.vision.image_grid_thw = one_step.at("batch_image_grid_thw");
+  torch::Tensor labels;
+  const ForwardInputs in = one_step_batch(labels);
   torch::NoGradGuard no_grad;
   auto a = merged->model().forward(in, nullptr), b = base->model().forward(in, nullptr);
   auto mask = in.attention_mask.to(torch::kBool).unsqueeze(-1).expand_as(a);
@@ -425,7 +423,8 @@ TEST_CASE("dynamic loss scaling follows torch's GradScaler: unscale, skip on ove
 TEST_CASE("image feature cache: only with a frozen vision path; computed per example once, then reused") {
   SessionOptions options;
   options.model = kBase;
-  auto one_step = tensors_at(fixture("train/one_step.safetensors"));
+  torch::Tensor labels;
+  const VisionInputs batch = one_step_batch(labels).vision;
   {
     auto session = Session::open(options);
     auto& model = session->model();
@@ -443,17 +442,13 @@ TEST_CASE("image feature cache: only with a frozen vision path; computed per exa
   CHECK(image_features_frozen_reason(model, *lora).empty());
 
   // One image per example: split the fixture batch's two images by their grids.
-  const auto grids = one_step.at("batch_image_grid_thw");
+  const auto grids = batch.image_grid_thw;
   const auto first = grids[0].prod().item<std::int64_t>();
   std::vector<VisionInputs> per_example(2);
-  per_example[0].pixel_values = one_step.at("batch_pixel_values").narrow(0, 0, first);
+  per_example[0].pixel_values = batch.pixel_values.narrow(0, 0, first);
   per_example[0].image_grid_thw = grids.narrow(0, 0, 1);
-  const auto patches = one_step.at("batch_pixel_values").size(0);
-  per_example[1].pixel_values = one_step.at("batch_pixel_values").narrow(0, first, patches - first);
+  per_example[1].pixel_values = batch.pixel_values.narrow(0, first, batch.pixel_values.size(0) - first);
   per_example[1].image_grid_thw = grids.narrow(0, 1, 1);
-  VisionInputs batch;
-  batch.pixel_values = one_step.at("batch_pixel_values");
-  batch.image_grid_thw = grids;
   torch::Tensor whole;
   {
     torch::NoGradGuard no_grad;
