@@ -119,43 +119,6 @@ static void on_log(const char *line, void *user_data) {
   if (!s->quiet) fprintf(stderr, "vlm_evaluate: %s\n", line);
 }
 
-static int parse_long(const char *flag, const char *value, long long max, long long *out) {
-  char *end = NULL;
-  long long v = strtoll(value, &end, 10);
-  if (*value == '\0' || *end != '\0' || v < 0 || v > max) {
-    fprintf(stderr, "vlm_evaluate: %s needs a non-negative integer (at most %lld), not '%s'\n", flag, max, value);
-    return 0;
-  }
-  *out = v;
-  return 1;
-}
-
-static int parse_int(const char *flag, const char *value, int *out) {
-  long long v = 0;
-  if (!parse_long(flag, value, 1000000000LL, &v)) return 0;
-  *out = (int)v;
-  return 1;
-}
-
-static int parse_positive(const char *flag, const char *value, int *out) {
-  if (!parse_int(flag, value, out)) return 0;
-  if (*out == 0) {
-    fprintf(stderr, "vlm_evaluate: %s must be at least 1\n", flag);
-    return 0;
-  }
-  return 1;
-}
-
-static int parse_double(const char *flag, const char *value, double *out) {
-  char *end = NULL;
-  *out = strtod(value, &end);
-  if (*value == '\0' || *end != '\0') {
-    fprintf(stderr, "vlm_evaluate: %s needs a number, not '%s'\n", flag, value);
-    return 0;
-  }
-  return 1;
-}
-
 static void print_table(const vlm_evaluate_result *result) {
   static const char *names[] = {"exact_match", "exact_match_normalized", "bleu", "sentence_bleu", "meteor",
                                 "meteor_no_wordnet", "rougeL", "rougeLsum"};
@@ -239,39 +202,30 @@ int main(int argc, char **argv) {
           fprintf(stderr, "vlm_evaluate: --meteor takes full, no-wordnet or off, not '%s'\n", v);
           return 2;
         }
-      } else if (strcmp(a, "--batch-size") == 0) ok = parse_positive(a, v, &options.batch_size);
-      else if (strcmp(a, "--max-new-tokens") == 0) ok = parse_positive(a, v, &generation.max_new_tokens);
-      else if (strcmp(a, "--min-new-tokens") == 0) ok = parse_int(a, v, &generation.min_new_tokens);
-      else if (strcmp(a, "--num-beams") == 0) ok = parse_positive(a, v, &generation.num_beams);
-      else if (strcmp(a, "--top-k") == 0) ok = parse_int(a, v, &generation.top_k);
-      else if (strcmp(a, "--temperature") == 0) ok = parse_double(a, v, &generation.temperature);
-      else if (strcmp(a, "--top-p") == 0) ok = parse_double(a, v, &generation.top_p);
-      else if (strcmp(a, "--repetition-penalty") == 0) ok = parse_double(a, v, &generation.repetition_penalty);
-      else if (strcmp(a, "--length-penalty") == 0) ok = parse_double(a, v, &generation.length_penalty);
-      else if (strcmp(a, "--seed") == 0) {
-        ok = parse_long(a, v, 9007199254740991LL, &n);
-        generation.seed = (uint64_t)n;
+      } else if (strcmp(a, "--batch-size") == 0) ok = vlm_cli_parse_positive("vlm_evaluate", a, v, &options.batch_size);
+      else if (vlm_cli_generation_flag("vlm_evaluate", a, v, &generation, &ok)) {
+        /* parsed into generation */
       } else if (strcmp(a, "--max-samples") == 0) {
-        ok = parse_long(a, v, 9007199254740991LL, &n);
+        ok = vlm_cli_parse_long("vlm_evaluate", a, v, 9007199254740991LL, &n);
         if (ok && n == 0) {
           fprintf(stderr, "vlm_evaluate: --max-samples must be at least 1\n");
           ok = 0;
         }
         options.max_samples = (int64_t)n;
       } else if (strcmp(a, "--min-pixels") == 0 || strcmp(a, "--max-pixels") == 0) {
-        ok = parse_long(a, v, 1000000000000LL, &n);
+        ok = vlm_cli_parse_long("vlm_evaluate", a, v, 1000000000000LL, &n);
         if (strcmp(a, "--min-pixels") == 0) options.min_pixels = (uint64_t)n;
         else options.max_pixels = (uint64_t)n;
       } else if (strcmp(a, "--fetch-timeout-ms") == 0) {
-        ok = parse_long(a, v, 86400000LL, &n);
+        ok = vlm_cli_parse_long("vlm_evaluate", a, v, 86400000LL, &n);
         if (ok && n == 0) {
           fprintf(stderr, "vlm_evaluate: --fetch-timeout-ms must be at least 1\n");
           ok = 0;
         }
         options.fetch_timeout_ms = (int64_t)n;
-      } else if (strcmp(a, "--fetch-retries") == 0) ok = parse_int(a, v, &options.fetch_retries);
+      } else if (strcmp(a, "--fetch-retries") == 0) ok = vlm_cli_parse_int("vlm_evaluate", a, v, &options.fetch_retries);
       else if (strcmp(a, "--max-image-bytes") == 0) {
-        ok = parse_long(a, v, 9007199254740991LL, &n);
+        ok = vlm_cli_parse_long("vlm_evaluate", a, v, 9007199254740991LL, &n);
         options.fetch_max_bytes = (uint64_t)n;
       } else {
         fprintf(stderr, "vlm_evaluate: unknown option '%s' (see --help)\n", a);

@@ -66,27 +66,6 @@ static void print_json_string(const char *s) {
   putchar('"');
 }
 
-static int parse_int(const char *flag, const char *value, int *out) {
-  char *end = NULL;
-  long v = strtol(value, &end, 10);
-  if (*value == '\0' || *end != '\0' || v < 0 || v > 1000000000L) {
-    fprintf(stderr, "vlm_generate: %s needs a non-negative integer, not '%s'\n", flag, value);
-    return 0;
-  }
-  *out = (int)v;
-  return 1;
-}
-
-static int parse_double(const char *flag, const char *value, double *out) {
-  char *end = NULL;
-  *out = strtod(value, &end);
-  if (*value == '\0' || *end != '\0') {
-    fprintf(stderr, "vlm_generate: %s needs a number, not '%s'\n", flag, value);
-    return 0;
-  }
-  return 1;
-}
-
 int main(int argc, char **argv) {
   vlm_session_options session_options;
   vlm_generation_options options;
@@ -130,21 +109,11 @@ int main(int argc, char **argv) {
         }
         images[num_images++] = v;
       } else if (strcmp(a, "--system") == 0) system_message = v;
-      else if (strcmp(a, "--max-new-tokens") == 0) ok = parse_int(a, v, &options.max_new_tokens);
-      else if (strcmp(a, "--min-new-tokens") == 0) ok = parse_int(a, v, &options.min_new_tokens);
-      else if (strcmp(a, "--num-beams") == 0) ok = parse_int(a, v, &options.num_beams);
-      else if (strcmp(a, "--top-k") == 0) ok = parse_int(a, v, &options.top_k);
-      else if (strcmp(a, "--temperature") == 0) ok = parse_double(a, v, &options.temperature);
-      else if (strcmp(a, "--top-p") == 0) ok = parse_double(a, v, &options.top_p);
-      else if (strcmp(a, "--repetition-penalty") == 0) ok = parse_double(a, v, &options.repetition_penalty);
-      else if (strcmp(a, "--length-penalty") == 0) ok = parse_double(a, v, &options.length_penalty);
-      else if (strcmp(a, "--seed") == 0) {
-        int seed = 0;
-        ok = parse_int(a, v, &seed);
-        options.seed = (uint64_t)seed;
+      else if (vlm_cli_generation_flag("vlm_generate", a, v, &options, &ok)) {
+        /* parsed into options */
       } else if (strcmp(a, "--min-pixels") == 0 || strcmp(a, "--max-pixels") == 0) {
         int n = 0;
-        ok = parse_int(a, v, &n);
+        ok = vlm_cli_parse_int("vlm_generate", a, v, &n);
         if (strcmp(a, "--min-pixels") == 0) session_options.min_pixels = (uint64_t)n;
         else session_options.max_pixels = (uint64_t)n;
       } else {
