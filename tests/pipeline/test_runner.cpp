@@ -7,11 +7,14 @@
 #include <set>
 
 #include "base/fs.h"
+#include "runner_test_util.h"
 #include "test_util.h"
 
 using namespace vlm;
 using vlm::test::expect_error;
 using vlm::test::fixture;
+using vlm::test::load_json;
+using vlm::test::run_entry;
 using vlm::test::TempDir;
 using json = nlohmann::ordered_json;
 
@@ -147,16 +150,6 @@ training:
   }
 };
 
-json load(const std::string& path) { return json::parse(read_file(path)); }
-
-const json& run_entry(const json& summary, const std::string& name) {
-  for (const auto& r : summary["runs"]) {
-    if (r["name"] == name) return r;
-  }
-  FAIL("no run " << name);
-  static json none;
-  return none;
-}
 
 }  // namespace
 
@@ -214,12 +207,12 @@ TEST_CASE("a grid of 2 models x 2 variants plus baselines: every run folder, fil
       CHECK_MESSAGE(is_regular_file(e.out(run + "/" + f)), f);
     }
     CHECK_FALSE(path_exists(e.out(run + "/error.json")));
-    const json state = load(e.out(run + "/run_state.json"));
+    const json state = load_json(e.out(run + "/run_state.json"));
     CHECK(state["status"] == "completed");
     CHECK(state["training"]["status"] == "completed");
     CHECK(state["evaluation"]["val"]["status"] == "completed");
     CHECK(state["evaluation"]["val"]["examples"] == 2);
-    const json settings = load(e.out(run + "/run_config.json"));
+    const json settings = load_json(e.out(run + "/run_config.json"));
     CHECK(settings["kind"] == "lora");
     CHECK(settings["training"]["learning_rate"] == 1e-4);
     const std::string log = read_file(e.out(run + "/run.log"));
@@ -230,10 +223,10 @@ TEST_CASE("a grid of 2 models x 2 variants plus baselines: every run folder, fil
   }
   CHECK(is_regular_file(e.out("qwen2__baseline/generation_metrics.json")));
   CHECK_FALSE(path_exists(e.out("qwen2__baseline/metrics.json")));
-  CHECK(load(e.out("qwen2__baseline/run_config.json"))["kind"] == "baseline");
+  CHECK(load_json(e.out("qwen2__baseline/run_config.json"))["kind"] == "baseline");
 
   // The summary.
-  const json summary = load(e.out("ablation_summary.json"));
+  const json summary = load_json(e.out("ablation_summary.json"));
   CHECK(summary == result.summary);
   CHECK(summary["experiment_name"] == "unit");
   CHECK(summary["output_dir"] == e.out());
@@ -305,7 +298,7 @@ TEST_CASE("a second invocation skips finished runs; an interrupted run resumes f
   CHECK(first.cancelled);
   CHECK(first.completed == 1);
   CHECK(fake.train_jobs.size() == 2);  // qwen2__r4, then qwen2__r8 stops; the rest never starts
-  const json state = load(e.out("qwen2__r8/run_state.json"));
+  const json state = load_json(e.out("qwen2__r8/run_state.json"));
   CHECK(state["status"] == "interrupted");
   CHECK(state["training"]["status"] == "interrupted");
   CHECK(is_directory(e.out("qwen2__r8/checkpoints/checkpoint-2")));
@@ -348,7 +341,7 @@ TEST_CASE("a failing run is recorded and the grid goes on; fixed, it runs on the
   PipelineResult result = run_pipeline(e.options(), fake.backend());
   CHECK(result.failed == 1);
   CHECK(result.completed == 3);
-  const json error = load(e.out("qwen2__r8/error.json"));
+  const json error = load_json(e.out("qwen2__r8/error.json"));
   CHECK(error["run"] == "qwen2__r8");
   CHECK(error["stage"] == "train");
   CHECK(error["code"] == "corrupt data");
@@ -379,7 +372,7 @@ TEST_CASE("a model that cannot be found fails its runs only") {
   PipelineResult result = run_pipeline(e.options(), fake.backend());
   CHECK(result.failed == 2);
   CHECK(result.completed == 2);
-  const json error = load(e.out("qwen25__r4/error.json"));
+  const json error = load_json(e.out("qwen25__r4/error.json"));
   CHECK(error["stage"] == "setup");
   CHECK(error["code"] == "not found");
   CHECK(std::string(error["message"]).find("NoSuchOrg/NoSuchModel") != std::string::npos);
@@ -408,7 +401,7 @@ TEST_CASE("changed training settings are refused for a finished run; changed gen
   write_file_atomic(e.config_path, text);
   PipelineResult changed = run_pipeline(o, fake.backend());
   CHECK(changed.failed == 1);
-  const json error = load(e.out("qwen2__r4/error.json"));
+  const json error = load_json(e.out("qwen2__r4/error.json"));
   CHECK(std::string(error["message"]).find("training.learning_rate was 0.0001, now 0.0002") != std::string::npos);
   CHECK(std::string(error["message"]).find("delete the folder") != std::string::npos);
 }

@@ -7,26 +7,19 @@
 
 #include "base/fs.h"
 #include "pipeline/runner.h"
+#include "runner_test_util.h"
 #include "test_util.h"
 
 using namespace vlm;
 using vlm::test::fixture;
+using vlm::test::load_json;
+using vlm::test::run_entry;
 using vlm::test::TempDir;
 using json = nlohmann::ordered_json;
 namespace fs = std::filesystem;
 
 namespace {
 
-json load(const std::string& path) { return json::parse(read_file(path)); }
-
-const json& run_entry(const json& summary, const std::string& name) {
-  for (const auto& r : summary["runs"]) {
-    if (r["name"] == name) return r;
-  }
-  FAIL("no run " << name);
-  static json none;
-  return none;
-}
 
 // A Qwen2.5-VL checkpoint folder: the model fixture's weights with the session fixture's tokenizer files (same
 // vocabulary size and special token ids).
@@ -108,7 +101,7 @@ evaluation:
 
 void check_lora_run(const E2E& e, const std::string& run, int r) {
   CAPTURE(run);
-  const json metrics = load(e.out(run + "/metrics.json"));
+  const json metrics = load_json(e.out(run + "/metrics.json"));
   CHECK(metrics["global_step"] == 2);
   CHECK(metrics["completed"] == true);
   CHECK(metrics["trainable_parameters"].get<std::int64_t>() > 0);
@@ -119,7 +112,7 @@ void check_lora_run(const E2E& e, const std::string& run, int r) {
     CHECK(entry["learning_rate"].is_number());
   }
   CHECK(metrics["log_history"][1]["step"] == 2);
-  const json adapter = load(e.out(run + "/lora_adapter/adapter_config.json"));
+  const json adapter = load_json(e.out(run + "/lora_adapter/adapter_config.json"));
   CHECK(adapter["peft_type"] == "LORA");
   CHECK(adapter["r"] == r);
   CHECK(adapter["lora_alpha"].get<double>() == 2.0 * r);
@@ -127,7 +120,7 @@ void check_lora_run(const E2E& e, const std::string& run, int r) {
   CHECK(is_regular_file(e.out(run + "/final/config.json")));
   CHECK(is_regular_file(e.out(run + "/final/model.safetensors")));
   CHECK(is_directory(e.out(run + "/checkpoints/checkpoint-2")));
-  const json state = load(e.out(run + "/run_state.json"));
+  const json state = load_json(e.out(run + "/run_state.json"));
   CHECK(state["status"] == "completed");
   CHECK(state["training"]["status"] == "completed");
   const std::string log = read_file(e.out(run + "/run.log"));
@@ -149,14 +142,14 @@ void check_evaluation(const E2E& e, const std::string& run) {
     ++lines;
   }
   CHECK(lines == 2);
-  const json m = load(e.out(run + "/generation_metrics.json"));
+  const json m = load_json(e.out(run + "/generation_metrics.json"));
   for (const char* name : {"exact_match", "bleu", "meteor", "rougeL"}) {
     CAPTURE(name);
     REQUIRE(m["metrics"].contains(name));
     CHECK(m["metrics"][name]["value"].is_number());
     CHECK(m["metrics"][name]["implementation"].is_string());
   }
-  CHECK(load(e.out(run + "/run_state.json"))["evaluation"]["val"]["examples"] == 2);
+  CHECK(load_json(e.out(run + "/run_state.json"))["evaluation"]["val"]["examples"] == 2);
 }
 
 }  // namespace
@@ -203,7 +196,7 @@ TEST_CASE("two models x two variants end to end: outputs, an interrupted run res
   CHECK_FALSE(path_exists(e.out("qwen2__baseline/lora_adapter")));
 
   // The summary: every run side by side, numbers taken from the run files.
-  const json summary = load(e.dir.file("out/ablation_summary.json"));
+  const json summary = load_json(e.dir.file("out/ablation_summary.json"));
   CHECK(summary["counts"]["runs"] == 6);
   CHECK(summary["counts"]["completed"] == 6);
   for (const auto& r : summary["runs"]) {
@@ -218,7 +211,7 @@ TEST_CASE("two models x two variants end to end: outputs, an interrupted run res
     }
   }
   const json& resumed = run_entry(summary, "qwen2__r8");
-  CHECK(resumed["training"]["final_loss"] == load(e.out("qwen2__r8/metrics.json"))["log_history"][1]["loss"]);
+  CHECK(resumed["training"]["final_loss"] == load_json(e.out("qwen2__r8/metrics.json"))["log_history"][1]["loss"]);
   CHECK(read_file(e.dir.file("out/ablation_summary.md")).find("| qwen25__r8 | completed | 2 |") != std::string::npos);
 
   // Third invocation: nothing left to do.
