@@ -5,10 +5,12 @@
 **
 ** Exit codes: 0 every run finished, 2 bad usage, 3 bad config or input, 4 some runs failed (or a runtime
 ** failure), 130 interrupted (Ctrl-C; run the same command again to resume). */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli_common.h"
 #include "vlmrt.h"
@@ -24,6 +26,8 @@ static void usage(FILE *out) {
           "<output_dir>/<model>__<variant>/ (checkpoints/, lora_adapter/, final/, metrics.json, predictions.jsonl,\n"
           "generation_metrics.json, run.log); <output_dir>/ablation_summary.json and .md put the runs side by side.\n"
           "Running the same command again skips finished runs and resumes interrupted ones from their last checkpoint.\n"
+          "The image features of a frozen vision tower are kept in <output_dir>/image_features/ and shared by the\n"
+          "runs of the same model (training.store_image_features). Every config key: configs/README.md.\n"
           "\n"
           "  --config FILE        the YAML experiment config (required)\n"
           "  --output-dir DIR     write the runs here instead of the config's output_dir\n"
@@ -44,11 +48,23 @@ static void usage(FILE *out) {
 }
 
 static volatile sig_atomic_t interrupted = 0;
+static struct timespec first_interrupt;
 
+/* The first SIGINT asks for a stop after the current step's checkpoint; a second one ends the program at once.
+** One that comes within a second of the first is the same request: `timeout -s INT` and a signal sent to the
+** process group deliver one interrupt twice, to the program and to its group. */
 static void on_sigint(int signal_number) {
-  interrupted = 1;
-  /* A second Ctrl-C ends the program at once. */
-  signal(signal_number, SIG_DFL);
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  if (!interrupted) {
+    first_interrupt = now;
+    interrupted = 1;
+    return;
+  }
+  if ((double)(now.tv_sec - first_interrupt.tv_sec) + (double)(now.tv_nsec - first_interrupt.tv_nsec) / 1e9 >= 1.0) {
+    signal(signal_number, SIG_DFL);
+    raise(signal_number);
+  }
 }
 
 static int keep_going(const vlm_pipeline_progress *progress, void *user_data) {
@@ -120,7 +136,15 @@ int main(int argc, char **argv) {
   options.show_progress = quiet ? 0 : 1;
   options.on_progress = keep_going;
 
-  signal(SIGINT, on_sigint);
+  {
+    /* sigaction, not signal(): strict C99 builds get System V signal(), which resets the handler on delivery. */
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_sigint;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &action, NULL);
+  }
   status = vlm_pipeline_run(&options, &summary, &counts);
   signal(SIGINT, SIG_DFL);
   if (status != VLM_OK) {

@@ -8,6 +8,9 @@
 // ImageFeatureCache, which computes each example's features once and reuses them in later epochs (the 8-row CSV
 // means each update of 8 samples is one epoch, so after the warm-up update every feature is reused).
 // --feature-cache-mb 0 keeps nothing: every step runs the vision tower, as in a first epoch.
+// --feature-store DIR puts an ImageFeatureStore behind the cache: an earlier run with the same folder (another LoRA
+// variant of an experiment grid) has stored the features, so even a first epoch reads them instead of running the
+// tower; features computed here are stored for the next run.
 #include <torch/torch.h>
 
 #include <chrono>
@@ -43,7 +46,7 @@ double peak_rss_mib() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model_dir, dtype = "fp32";
+  std::string model_dir, dtype = "fp32", store_dir;
   int steps = 3, warmup = 1, grad_accum = 8, threads = 0;
   std::int64_t cache_mb = 4096;
   for (int i = 1; i < argc; ++i) {
@@ -62,9 +65,10 @@ int main(int argc, char** argv) {
     else if (arg == "--dtype") dtype = value();
     else if (arg == "--threads") threads = std::stoi(value());
     else if (arg == "--feature-cache-mb") cache_mb = std::stoll(value());
+    else if (arg == "--feature-store") store_dir = value();
     else {
       std::fprintf(stderr, "usage: bench_train --model-dir DIR [--steps N] [--warmup N] [--grad-accum N] [--dtype fp32|bf16] "
-                           "[--threads N] [--feature-cache-mb N]\n");
+                           "[--threads N] [--feature-cache-mb N] [--feature-store DIR]\n");
       return 2;
     }
   }
@@ -96,7 +100,12 @@ int main(int argc, char** argv) {
     const std::string mixed = dtype == "bf16" ? "bf16" : "no";
     const std::string frozen = image_features_frozen_reason(model, *lora);
     if (!frozen.empty()) throw std::runtime_error("image features are not frozen: " + frozen);
-    ImageFeatureCache cache(cache_mb * 1024 * 1024);
+    std::unique_ptr<ImageFeatureStore> store;
+    if (!store_dir.empty()) {
+      store = std::make_unique<ImageFeatureStore>(store_dir, image_feature_fingerprint(session->folder(), model, mixed),
+                                                  std::int64_t{1} << 40);
+    }
+    ImageFeatureCache cache(cache_mb * 1024 * 1024, store.get());
 
     double t_data = 0, t_vision = 0, t_forward = 0, t_backward = 0, t_optimizer = 0, t_total = 0;
     std::int64_t samples = 0, tokens = 0;
@@ -150,10 +159,12 @@ int main(int argc, char** argv) {
         "{\"impl\": \"vlmrt\", \"dtype\": \"%s\", \"updates\": %d, \"grad_accum\": %d, \"samples_per_second\": %.4f, "
         "\"tokens_per_second\": %.2f, \"seconds_per_update\": %.3f, \"peak_rss_mib\": %.1f, \"share\": {\"data\": %.3f, "
         "\"vision\": %.3f, \"lm_forward\": %.3f, \"backward\": %.3f, \"optimizer\": %.3f}, \"feature_cache_mb\": %lld, "
-        "\"trainable_parameters\": %lld, \"threads\": %d}\n",
+        "\"features_computed\": %lld, \"features_read_from_store\": %lld, \"trainable_parameters\": %lld, "
+        "\"threads\": %d}\n",
         dtype.c_str(), steps, grad_accum, samples / t_total, tokens / t_total, t_total / steps, peak_rss_mib(),
         t_data / t_total, t_vision / t_total, t_forward / t_total, t_backward / t_total, t_optimizer / t_total,
-        static_cast<long long>(cache_mb), static_cast<long long>(lora->trainable_parameter_count()),
+        static_cast<long long>(cache_mb), static_cast<long long>(cache.misses()),
+        static_cast<long long>(cache.store_hits()), static_cast<long long>(lora->trainable_parameter_count()),
         torch::get_num_threads());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_train: %s\n", e.what());

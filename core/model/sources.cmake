@@ -8,13 +8,15 @@ add_library(vlm_model STATIC
   ${CMAKE_CURRENT_LIST_DIR}/causal_lm.cpp
   ${CMAKE_CURRENT_LIST_DIR}/llava.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lora.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/image_feature_store.cpp
   ${CMAKE_CURRENT_LIST_DIR}/registry.cpp)
 target_link_libraries(vlm_model PUBLIC vlm_torch)
 # at::parallel_for is an inline OpenMP region in libtorch's headers: without -fopenmp it runs on one thread.
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/matvec.cpp PROPERTIES COMPILE_OPTIONS "${OpenMP_CXX_FLAGS}"
                             SKIP_PRECOMPILE_HEADERS ON)
-target_link_libraries(vlm_model PRIVATE OpenMP::OpenMP_CXX)
+# Link-only: the target's compile flags stay without -fopenmp (which would defeat the shared precompiled header).
+target_link_libraries(vlm_model PRIVATE ${OpenMP_CXX_LIBRARIES})
 if(VLMRT_USE_PCH)
   target_precompile_headers(vlm_model REUSE_FROM vlm_torch)
 endif()

@@ -422,6 +422,9 @@ ExperimentConfig parse_experiment_config(const std::string& yaml_text, const std
     t.choice("on_nonfinite", tc.on_nonfinite, {"stop", "skip"});
     t.boolean("cache_image_features", tc.cache_image_features);
     t.number("image_feature_cache_mb", tc.image_feature_cache_mb, non_negative, "a non-negative number of MiB");
+    t.boolean("store_image_features", tc.store_image_features);
+    t.string("image_feature_store_dir", tc.image_feature_store_dir);
+    t.number("image_feature_store_mb", tc.image_feature_store_mb, non_negative, "a non-negative number of MiB");
     t.string("resume_from_checkpoint", tc.resume_from_checkpoint);
     t.number("generation_max_new_tokens", tc.generation_max_new_tokens, at_least_one, "at least 1");
     t.number("generation_min_new_tokens", tc.generation_min_new_tokens, non_negative, "non-negative");

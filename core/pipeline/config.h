@@ -88,6 +88,14 @@ struct TrainingConfig {
   // keeping at most image_feature_cache_mb MiB of them.
   bool cache_image_features = true;
   std::int64_t image_feature_cache_mb = 4096;
+  // Frozen vision tower and projector: also keep the image features on disk, shared by every run of the experiment
+  // that uses the same model in the same dtype and precision (the other LoRA variants train without running the
+  // tower; evaluation and baselines reuse the validation images' features). Entries are files under
+  // image_feature_store_dir (empty: <output_dir>/image_features), written while that folder holds at most
+  // image_feature_store_mb MiB. Deleting the folder is always safe.
+  bool store_image_features = true;
+  std::string image_feature_store_dir;
+  std::int64_t image_feature_store_mb = 8192;
   std::string resume_from_checkpoint;        // "", a path, or "latest"
   // generation_* keys
   int generation_max_new_tokens = 128;

@@ -342,6 +342,13 @@ class Runner {
   bool evaluate_stage(const RunSpec& spec, const ResolvedModel& model, const RunPaths& paths, json& state,
                       RunLog& log, const std::string& split, std::size_t index, std::size_t count);
   json run_settings(const RunSpec& spec, const ResolvedModel& model) const;
+  // The experiment's image feature store folder, "" when store_image_features is off.
+  std::string image_feature_store_dir() const {
+    const TrainingConfig& t = config_.training;
+    if (!t.store_image_features) return "";
+    return t.image_feature_store_dir.empty() ? join_path(output_dir_, "image_features")
+                                             : absolute_path(t.image_feature_store_dir);
+  }
   json evaluation_settings(const RunSpec& spec, const std::string& split) const;
   json describe_run(const RunSpec& spec) const;
   json build_summary() const;
@@ -513,6 +520,7 @@ void Runner::train_stage(const RunSpec& spec, const ResolvedModel& model, const 
   job.freeze_projector = entry.freeze_projector;
   job.freeze_language_model = entry.freeze_language_model;
   job.training = config_.training;
+  job.training.image_feature_store_dir = image_feature_store_dir();
   job.run_dir = paths.dir;
   job.cancel = &stop_;
   const bool resuming = has_checkpoints(paths.checkpoints);
@@ -606,6 +614,8 @@ bool Runner::evaluate_stage(const RunSpec& spec, const ResolvedModel& model, con
   request.data = config_.data;
   request.batch_size = config_.training.per_device_eval_batch_size;
   request.generation = generation_options(config_.training);
+  request.image_feature_store_dir = image_feature_store_dir();
+  request.image_feature_store_mb = config_.training.image_feature_store_mb;
   request.cancel = &stop_;
   create_directories(request.output_dir);
   const std::string label = std::string(is_test ? "test " : "eval ") + spec.name;

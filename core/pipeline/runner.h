@@ -80,6 +80,10 @@ struct EvaluationRequest {
   DataConfig data;                // column names, max_eval_samples
   int batch_size = 1;
   GenerationOptions generation;
+  // Image features of a frozen vision path shared with the other runs ("" = none; see
+  // TrainingConfig::store_image_features).
+  std::string image_feature_store_dir;
+  std::int64_t image_feature_store_mb = 0;
   std::function<bool(std::int64_t done, std::int64_t total)> on_progress;
   std::function<void(const std::string&)> on_log;
   const std::atomic<bool>* cancel = nullptr;

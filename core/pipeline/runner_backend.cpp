@@ -3,6 +3,7 @@
 
 #include "base/error.h"
 #include "base/fs.h"
+#include "model/image_feature_store.h"
 #include "session/session.h"
 
 #include "pipeline/evaluate.h"
@@ -21,6 +22,11 @@ PipelineBackend default_pipeline_backend() {
     session_options.image = request.image;
     std::unique_ptr<Session> session = Session::open(session_options);
     if (!request.adapter_dir.empty()) session->load_adapter(request.adapter_dir);
+    if (!request.image_feature_store_dir.empty() && !session->model().info().vision_tower_prefix.empty()) {
+      session->set_image_feature_store(std::make_shared<ImageFeatureStore>(
+          request.image_feature_store_dir, image_feature_fingerprint(session->folder(), session->model(), "no"),
+          request.image_feature_store_mb * 1024 * 1024));
+    }
     EvaluationJob job;
     job.csv = request.csv;
     job.base_dir = request.base_dir;

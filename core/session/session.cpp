@@ -1,5 +1,6 @@
 #include "session/session.h"
 
+#include "model/image_feature_store.h"
 #include "model/lora.h"
 
 #include <torch/torch.h>
@@ -123,8 +124,10 @@ std::vector<GeneratedText> Session::generate(const std::vector<Conversation>& co
     };
   }
   if (!options.pad_token_id) options.pad_token_id = pad_id_;
+  ForwardInputs batch = make_batch(prompts);
+  if (!batch.vision.empty()) batch.vision.features = stored_features(prompts);
   GenerationResult result =
-      vlm::generate(*model_, make_batch(prompts), options, generation_defaults_ ? &*generation_defaults_ : nullptr);
+      vlm::generate(*model_, batch, options, generation_defaults_ ? &*generation_defaults_ : nullptr);
   std::vector<GeneratedText> out(result.tokens.size());
   DecodeOptions decode;
   decode.skip_special_tokens = true;
@@ -141,7 +144,34 @@ ContinuationScore Session::score(const Conversation& conversation, const std::st
   const std::vector<std::int32_t> ids = tokenizer_->encode(continuation, /*add_special_tokens=*/false);
   if (ids.empty()) fail(ErrorCode::invalid_argument, "the continuation \"" + continuation + "\" has no tokens");
   ForwardInputs batch = make_batch({p});
+  if (!batch.vision.empty()) batch.vision.features = stored_features({p});
   return score_continuation(*model_, p.input_ids, std::vector<std::int64_t>(ids.begin(), ids.end()), batch.vision);
+}
+
+torch::Tensor Session::stored_features(const std::vector<PreparedPrompt>& prompts) {
+  if (!feature_store_) return torch::Tensor();
+  const ModelInfo& info = model_->info();
+  auto in_vision_path = [&](const std::string& path) {
+    for (const std::string* prefix : {&info.vision_tower_prefix, &info.projector_prefix}) {
+      if (!prefix->empty() && path.compare(0, prefix->size(), *prefix) == 0) return true;
+    }
+    return false;
+  };
+  for (const auto& adapter : adapters_) {
+    for (const auto& path : adapter->adapted_paths()) {
+      if (in_vision_path(path)) return torch::Tensor();
+    }
+    for (const auto& [key, tensor] : adapter->parameters()) {
+      if (in_vision_path(lora_module_path_of_key(key))) return torch::Tensor();
+    }
+  }
+  std::vector<torch::Tensor> parts;
+  for (const auto& p : prompts) {
+    if (p.pixels.pixel_values.empty()) continue;
+    parts.push_back(feature_store_->features(*model_, make_batch({p}).vision));
+  }
+  if (parts.empty()) return torch::Tensor();
+  return parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
 }
 
 void Session::load_adapter(const std::string& adapter_dir) {

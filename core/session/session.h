@@ -21,6 +21,7 @@ namespace vlm {
 
 class Tokenizer;
 class LoraModel;
+class ImageFeatureStore;
 namespace chat {
 class Template;
 }
@@ -73,6 +74,11 @@ class Session {
   // missing or corrupt or when no adapter key matches a module of the model.
   void load_adapter(const std::string& adapter_dir);
 
+  // Reads and writes the image features of generate() and score() through `store` (the features of each prompt's
+  // images, computed alone), while no loaded adapter changes the vision tower or projector; null turns it off.
+  // The store's fingerprint must describe this session's model (image_feature_fingerprint with autocast "no").
+  void set_image_feature_store(std::shared_ptr<ImageFeatureStore> store) { feature_store_ = std::move(store); }
+
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   VisionLanguageModel& model() { return *model_; }
   const ImageProcessor* image_processor() const { return image_processor_.get(); }
@@ -90,6 +96,9 @@ class Session {
   nlohmann::ordered_json special_tokens_;
   std::int64_t pad_id_ = 0;
   std::vector<std::unique_ptr<LoraModel>> adapters_;
+  std::shared_ptr<ImageFeatureStore> feature_store_;
+  // The features of every prompt's images from feature_store_, concatenated in prompt order, when it applies.
+  torch::Tensor stored_features(const std::vector<PreparedPrompt>& prompts);
 };
 
 }  // namespace vlm

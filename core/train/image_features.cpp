@@ -42,14 +42,19 @@ torch::Tensor ImageFeatureCache::features(VisionLanguageModel& model, const std:
       parts.push_back(found->second);
       continue;
     }
-    ++misses_;
-    const auto start = std::chrono::steady_clock::now();
-    torch::Tensor computed;
-    {
-      torch::NoGradGuard no_grad;
-      computed = model.encode_images(example_vision[row]);
+    torch::Tensor computed = store_ ? store_->find(example_vision[row], model.device()) : torch::Tensor();
+    if (computed.defined()) {
+      ++store_hits_;
+    } else {
+      ++misses_;
+      const auto start = std::chrono::steady_clock::now();
+      {
+        torch::NoGradGuard no_grad;
+        computed = model.encode_images(example_vision[row]);
+      }
+      encode_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (store_) store_->put(example_vision[row], computed);
     }
-    encode_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const auto size = static_cast<std::int64_t>(computed.numel() * computed.element_size());
     if (bytes_ + size <= budget_bytes_) {
       cached_.emplace(examples[row], computed);

@@ -301,13 +301,24 @@ TrainingSummary run_training(const TrainingJob& job) {
   }
   model.set_gradient_checkpointing(t.gradient_checkpointing);
   lora->set_training(true);
+  std::unique_ptr<ImageFeatureStore> feature_store;
   std::unique_ptr<ImageFeatureCache> feature_cache;
-  if (t.cache_image_features) {
+  const bool use_store = t.store_image_features && !t.image_feature_store_dir.empty();
+  if (t.cache_image_features || use_store) {
     const std::string why = image_features_frozen_reason(model, *lora);
     if (why.empty()) {
-      feature_cache = std::make_unique<ImageFeatureCache>(t.image_feature_cache_mb * 1024 * 1024);
-      log("image features: computed once per example and reused in later epochs (vision tower and projector frozen; "
-          "cache budget " + std::to_string(t.image_feature_cache_mb) + " MiB)");
+      if (use_store) {
+        feature_store = std::make_unique<ImageFeatureStore>(
+            t.image_feature_store_dir, image_feature_fingerprint(session->folder(), model, mixed_precision),
+            t.image_feature_store_mb * 1024 * 1024);
+        log("image features: shared with the other runs of this model through " + feature_store->directory());
+      }
+      const std::int64_t budget = t.cache_image_features ? t.image_feature_cache_mb : 0;
+      feature_cache = std::make_unique<ImageFeatureCache>(budget * 1024 * 1024, feature_store.get());
+      if (t.cache_image_features) {
+        log("image features: computed once per example and reused in later epochs (vision tower and projector "
+            "frozen; cache budget " + std::to_string(t.image_feature_cache_mb) + " MiB)");
+      }
     } else if (!model.info().vision_tower_prefix.empty()) {
       log("image features: recomputed at every step (" + why + ")");
     }
@@ -586,6 +597,8 @@ TrainingSummary run_training(const TrainingJob& job) {
     metrics["image_feature_cache"] = {{"examples_cached_MiB", static_cast<double>(feature_cache->bytes()) / (1 << 20)},
                                       {"computed", feature_cache->misses()},
                                       {"reused", feature_cache->hits()},
+                                      {"read_from_store", feature_cache->store_hits()},
+                                      {"store", feature_store ? feature_store->directory() : ""},
                                       {"encode_seconds", feature_cache->encode_seconds()}};
   }
   metrics["log_history"] = log_history;

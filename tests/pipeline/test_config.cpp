@@ -160,3 +160,22 @@ TEST_CASE("evaluation.baseline adds the untuned model's evaluation and reserves 
   expect_error([&] { parse_experiment_config(std::string(kMinimal) + "evaluation:\n  baseline: yes\n", "c.yaml", no_files()); },
                ErrorCode::invalid_argument, {"evaluation.baseline: must be true or false"});
 }
+
+TEST_CASE("image feature keys: defaults, values, and their errors") {
+  const ExperimentConfig defaults = parse_experiment_config(kMinimal, "c.yaml", no_files());
+  CHECK(defaults.training.cache_image_features);
+  CHECK(defaults.training.store_image_features);
+  CHECK(defaults.training.image_feature_store_dir.empty());
+  CHECK(defaults.training.image_feature_store_mb == 8192);
+  const std::string set = std::string(kMinimal) +
+                          "  store_image_features: false\n  image_feature_store_dir: /tmp/features\n"
+                          "  image_feature_store_mb: 100\n";
+  const ExperimentConfig c = parse_experiment_config(set, "c.yaml", no_files());
+  CHECK_FALSE(c.training.store_image_features);
+  CHECK(c.training.image_feature_store_dir == "/tmp/features");
+  CHECK(c.training.image_feature_store_mb == 100);
+  expect_error([&] { parse_experiment_config(std::string(kMinimal) + "  image_feature_store_mb: -1\n", "c.yaml", no_files()); },
+               ErrorCode::invalid_argument, {"c.yaml:18: training.image_feature_store_mb", "non-negative"});
+  expect_error([&] { parse_experiment_config(std::string(kMinimal) + "  store_image_feature: true\n", "c.yaml", no_files()); },
+               ErrorCode::invalid_argument, {"training.store_image_feature", "store_image_features"});
+}

@@ -194,6 +194,11 @@ TEST_CASE("two models x two variants end to end: outputs, an interrupted run res
     check_evaluation(e, run);
   }
   CHECK_FALSE(path_exists(e.out("qwen2__baseline/lora_adapter")));
+  // The second variant of a model reads the image features the runs before it stored: its vision tower never ran.
+  const json store_use = load_json(e.out("qwen25__r8/metrics.json"))["image_feature_cache"];
+  CHECK(store_use["computed"] == 0);
+  CHECK(store_use["read_from_store"] == 2);
+  CHECK(store_use["store"].get<std::string>().rfind(e.out("image_features/"), 0) == 0);
 
   // The summary: every run side by side, numbers taken from the run files.
   const json summary = load_json(e.dir.file("out/ablation_summary.json"));

@@ -5,7 +5,10 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "io/checkpoint.h"
+#include "model/image_feature_store.h"
 #include "tensor/tensor_io.h"
 #include "test_util.h"
 
@@ -85,4 +88,45 @@ TEST_CASE("image placeholders and images must agree") {
     missing.model = vlm::test::fixture("session/no-such-model");
     Session::open(missing);
   }, ErrorCode::not_found, {"no-such-model"});
+}
+
+TEST_CASE("with an image feature store, generation reads each image's stored features and equals transformers") {
+  auto fixture = nlohmann::json::parse(vlm::test::read_bytes(vlm::test::fixture("session/cases.json")));
+  const int max_new = fixture["max_new_tokens"].get<int>();
+  vlm::test::TempDir dir;
+  SessionOptions options;
+  options.model = vlm::test::fixture("session/qwen2_vl_tiny");
+  auto session = Session::open(options);
+  auto store = std::make_shared<ImageFeatureStore>(
+      dir.path(), image_feature_fingerprint(session->folder(), session->model(), "no"), std::int64_t{1} << 30);
+  session->set_image_feature_store(store);
+  std::vector<Conversation> all;
+  std::vector<std::vector<std::int64_t>> expected;
+  std::int64_t images = 0;
+  for (const auto& c : fixture["cases"]) {
+    all.push_back(conversation_of(c));
+    expected.push_back(c["generated"].get<std::vector<std::int64_t>>());
+    images += all.back().images.empty() ? 0 : 1;
+  }
+  REQUIRE(images > 0);
+  // First pass: every prompt with images computes and stores its features; second pass (a batch): all read back.
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    CAPTURE(i);
+    CHECK(session->generate({all[i]}, greedy(max_new))[0].tokens == expected[i]);
+  }
+  CHECK(store->computed() == images);
+  CHECK(store->writes() == images);
+  CHECK(store->hits() == 0);
+  auto batched = session->generate(all, greedy(max_new));
+  for (std::size_t i = 0; i < batched.size(); ++i) CHECK(batched[i].tokens == expected[i]);
+  CHECK(store->computed() == images);
+  CHECK(store->hits() == images);
+
+  // Scores through the store equal scores without it.
+  const Conversation& with_image = *std::find_if(all.begin(), all.end(), [](const Conversation& c) { return !c.images.empty(); });
+  const ContinuationScore stored = session->score(with_image, " a red square");
+  session->set_image_feature_store(nullptr);
+  const ContinuationScore computed = session->score(with_image, " a red square");
+  CHECK(stored.token_logprobs == computed.token_logprobs);
+  CHECK(stored.is_greedy == computed.is_greedy);
 }
