@@ -412,10 +412,13 @@ torch::Tensor apply_repetition_penalty(const torch::Tensor& scores, const torch:
 }
 
 torch::Tensor suppress_eos(const torch::Tensor& scores, const std::vector<std::int64_t>& eos_token_ids) {
-  if (eos_token_ids.empty()) return scores;
-  torch::Tensor vocab = torch::arange(scores.size(-1), torch::TensorOptions().dtype(torch::kInt64).device(scores.device()));
-  torch::Tensor is_eos = torch::isin(vocab, eos_tensor(eos_token_ids, scores.device()));
-  return torch::where(is_eos, torch::full({}, kMinusInf, scores.options()), scores);
+  // Only the EOS columns change: filling them is far cheaper than a vocabulary-wide isin + where at every step.
+  std::vector<std::int64_t> columns;
+  for (const auto id : eos_token_ids) {
+    if (id >= 0 && id < scores.size(-1)) columns.push_back(id);  // ids outside the vocabulary match nothing
+  }
+  if (columns.empty()) return scores;
+  return scores.index_fill(-1, torch::tensor(columns, torch::kInt64).to(scores.device()), kMinusInf);
 }
 
 torch::Tensor apply_temperature(const torch::Tensor& scores, double temperature) { return scores / temperature; }
