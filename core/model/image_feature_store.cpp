@@ -14,6 +14,7 @@
 #include "base/fs.h"
 #include "base/log.h"
 #include "io/safetensors.h"
+#include "model/lora.h"
 #include "tensor/tensor_io.h"
 
 namespace vlm {
@@ -99,6 +100,23 @@ std::int64_t folder_bytes(const fs::path& root) {
 }
 
 }  // namespace
+
+bool in_vision_path(const ModelInfo& info, const std::string& path) {
+  for (const std::string* prefix : {&info.vision_tower_prefix, &info.projector_prefix}) {
+    if (!prefix->empty() && path.compare(0, prefix->size(), *prefix) == 0) return true;
+  }
+  return false;
+}
+
+std::string lora_vision_path_use(const ModelInfo& info, const LoraModel& lora) {
+  for (const auto& path : lora.adapted_paths()) {
+    if (in_vision_path(info, path)) return "an adapter on " + path;
+  }
+  for (const auto& [key, tensor] : lora.parameters()) {
+    if (in_vision_path(info, lora_module_path_of_key(key))) return "a trained tensor " + key;
+  }
+  return "";
+}
 
 std::string image_inputs_key(const VisionInputs& images) {
   Hash128 hash;

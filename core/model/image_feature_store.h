@@ -55,6 +55,13 @@ class ImageFeatureStore {
 std::string image_feature_fingerprint(const std::string& model_folder, const VisionLanguageModel& model,
                                       const std::string& autocast);
 
+class LoraModel;
+// Whether a module path lies under the model's vision tower or projector prefix (ModelInfo).
+bool in_vision_path(const ModelInfo& info, const std::string& path);
+// "" when `lora` leaves the vision tower and the projector untouched, else what touches them ("an adapter on
+// <path>" or "a trained tensor <key>"): stored features are valid only while it is "".
+std::string lora_vision_path_use(const ModelInfo& info, const LoraModel& lora);
+
 // A 128-bit content hash of one example's image inputs (pixel values, grids, image sizes: bytes, dtypes and
 // shapes) as 32 hex digits; the name of its store entry.
 std::string image_inputs_key(const VisionInputs& images);

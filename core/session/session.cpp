@@ -150,20 +150,8 @@ ContinuationScore Session::score(const Conversation& conversation, const std::st
 
 torch::Tensor Session::stored_features(const std::vector<PreparedPrompt>& prompts) {
   if (!feature_store_) return torch::Tensor();
-  const ModelInfo& info = model_->info();
-  auto in_vision_path = [&](const std::string& path) {
-    for (const std::string* prefix : {&info.vision_tower_prefix, &info.projector_prefix}) {
-      if (!prefix->empty() && path.compare(0, prefix->size(), *prefix) == 0) return true;
-    }
-    return false;
-  };
   for (const auto& adapter : adapters_) {
-    for (const auto& path : adapter->adapted_paths()) {
-      if (in_vision_path(path)) return torch::Tensor();
-    }
-    for (const auto& [key, tensor] : adapter->parameters()) {
-      if (in_vision_path(lora_module_path_of_key(key))) return torch::Tensor();
-    }
+    if (!lora_vision_path_use(model_->info(), *adapter).empty()) return torch::Tensor();
   }
   std::vector<torch::Tensor> parts;
   for (const auto& p : prompts) {

@@ -6,27 +6,13 @@
 
 namespace vlm {
 
-namespace {
-bool starts_with(const std::string& s, const std::string& prefix) {
-  return !prefix.empty() && s.compare(0, prefix.size(), prefix) == 0;
-}
-}  // namespace
-
 std::string image_features_frozen_reason(VisionLanguageModel& model, const LoraModel& lora) {
   const auto& info = model.info();
   if (info.vision_tower_prefix.empty()) return "the model has no vision tower";
-  auto in_vision_path = [&](const std::string& path) {
-    return starts_with(path, info.vision_tower_prefix) || starts_with(path, info.projector_prefix);
-  };
-  for (const auto& path : lora.adapted_paths()) {
-    if (in_vision_path(path)) return "an adapter on " + path;
-  }
-  for (const auto& [key, tensor] : lora.parameters()) {
-    const auto path = lora_module_path_of_key(key);
-    if (in_vision_path(path)) return "a trained tensor " + key;
-  }
+  const std::string adapter_use = lora_vision_path_use(info, lora);
+  if (!adapter_use.empty()) return adapter_use;
   for (const auto& item : model.module().named_parameters()) {
-    if (item.value().requires_grad() && in_vision_path(item.key())) return "a trained tensor " + item.key();
+    if (item.value().requires_grad() && in_vision_path(info, item.key())) return "a trained tensor " + item.key();
   }
   return "";
 }
