@@ -14,17 +14,28 @@ namespace vlm {
 
 namespace {
 
-// Each output column n of every row m: y[m, n] = sum_k x[m, k] * w[n, k] + bias[n], float32 accumulation.
+// Each output column n of every row m: y[m, n] = sum_k x[m, k] * w[n, k] + bias[n], float32 accumulation. The bias
+// and y have the weight's dtype W: the bias is widened exactly, y rounded once (to nearest even, as Tensor::to),
+// so a decode step needs no separate cast of either.
 struct Job {
   const float* x;     // [rows, K]
-  const float* bias;  // [N] or null
-  float* y;           // [rows, N]
+  const void* bias;   // W [N] or null
+  void* y;            // W [rows, N]
   std::int64_t rows, K, N;
 };
 
 inline float widen(float v) { return v; }
 inline float widen(c10::BFloat16 v) { return static_cast<float>(v); }
 inline float widen(c10::Half v) { return static_cast<float>(v); }
+
+template <typename W>
+inline float bias_of(const Job& job, std::int64_t n) {
+  return job.bias ? widen(static_cast<const W*>(job.bias)[n]) : 0.f;
+}
+template <typename W>
+inline void store(const Job& job, std::int64_t m, std::int64_t n, float value) {
+  static_cast<W*>(job.y)[m * job.N + n] = W(value);
+}
 
 template <typename W>
 void columns_portable(const Job& job, const W* w, std::int64_t n0, std::int64_t n1) {
@@ -34,7 +45,7 @@ void columns_portable(const Job& job, const W* w, std::int64_t n0, std::int64_t 
       const float* x = job.x + m * job.K;
       float acc = 0.f;
       for (std::int64_t k = 0; k < job.K; ++k) acc += widen(row[k]) * x[k];
-      job.y[m * job.N + n] = acc + (job.bias ? job.bias[n] : 0.f);
+      store<W>(job, m, n, acc + bias_of<W>(job, n));
     }
   }
 }
@@ -81,9 +92,9 @@ VLM_AVX512 void columns_avx512(const Job& job, const W* w, std::int64_t n0, std:
 #pragma GCC unroll 8
       for (int m = 0; m < ROWS; ++m) acc0[m] = _mm512_fmadd_ps(w0, load16(job.x + m * K + k, mask), acc0[m]);
     }
-    const float b = job.bias ? job.bias[n] : 0.f;
+    const float b = bias_of<W>(job, n);
 #pragma GCC unroll 8
-    for (int m = 0; m < ROWS; ++m) job.y[m * job.N + n] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[m], acc1[m])) + b;
+    for (int m = 0; m < ROWS; ++m) store<W>(job, m, n, _mm512_reduce_add_ps(_mm512_add_ps(acc0[m], acc1[m])) + b);
   }
 }
 
@@ -151,17 +162,18 @@ torch::Tensor few_row_linear(const torch::Tensor& x, const torch::Tensor& weight
                                   " are outside the kernel's shapes and dtypes");
   }
   const auto N = weight.size(0), K = weight.size(1), rows = x.numel() / K;
+  const auto dtype = weight.scalar_type();
   auto xf = x.reshape({rows, K}).to(torch::kFloat).contiguous();
-  torch::Tensor bf;
-  if (bias.defined()) bf = bias.to(torch::kFloat).contiguous();
-  auto yf = torch::empty({rows, N}, torch::kFloat);
-  const Job job{xf.data_ptr<float>(), bf.defined() ? bf.data_ptr<float>() : nullptr, yf.data_ptr<float>(), rows, K, N};
-  if (weight.scalar_type() == torch::kFloat) run_columns(job, weight.data_ptr<float>());
-  else if (weight.scalar_type() == torch::kBFloat16) run_columns(job, weight.data_ptr<c10::BFloat16>());
+  torch::Tensor b;
+  if (bias.defined()) b = bias.to(torch::kCPU, dtype).contiguous();  // a no-op for a module's own bias
+  auto y = torch::empty({rows, N}, torch::TensorOptions().dtype(dtype));
+  const Job job{xf.data_ptr<float>(), b.defined() ? b.data_ptr() : nullptr, y.data_ptr(), rows, K, N};
+  if (dtype == torch::kFloat) run_columns(job, weight.data_ptr<float>());
+  else if (dtype == torch::kBFloat16) run_columns(job, weight.data_ptr<c10::BFloat16>());
   else run_columns(job, weight.data_ptr<c10::Half>());
   auto shape = x.sizes().vec();
   shape.back() = N;
-  return yf.to(x.scalar_type()).view(shape);
+  return y.view(shape);
 }
 
 }  // namespace vlm

@@ -45,6 +45,12 @@ TEST_CASE("few_row_linear equals the float64 product for every row count, tail a
             const double scale = std::sqrt(static_cast<double>(k)) + 1;
             const double tol = dtype == torch::kFloat ? 1e-5 * scale : dtype == torch::kHalf ? 1e-2 * scale : 4e-2 * scale;
             CHECK((y.to(torch::kDouble) - want).abs().max().item<double>() <= tol);
+            if (dtype != torch::kFloat) {
+              // Bias widened and output rounded inside the kernel: bit for bit the float32 product rounded by to().
+              auto wide = few_row_linear(x.to(torch::kFloat), w.to(torch::kFloat),
+                                         with_bias ? b.to(torch::kFloat) : torch::Tensor());
+              CHECK(torch::equal(y, wide.to(dtype)));
+            }
           }
         }
       }
