@@ -184,7 +184,10 @@ std::string ImageFeatureStore::entry_path(const std::string& key) const {
 
 torch::Tensor ImageFeatureStore::find(const VisionInputs& images, torch::Device device) {
   if (images.empty()) return torch::Tensor();
-  const std::string key = image_inputs_key(images);
+  return find_entry(image_inputs_key(images), device);
+}
+
+torch::Tensor ImageFeatureStore::find_entry(const std::string& key, torch::Device device) {
   const std::string path = entry_path(key);
   if (!is_regular_file(path)) return torch::Tensor();
   try {
@@ -210,6 +213,10 @@ torch::Tensor ImageFeatureStore::find(const VisionInputs& images, torch::Device 
 
 void ImageFeatureStore::put(const VisionInputs& images, const torch::Tensor& features) {
   if (images.empty() || !features.defined()) return;
+  put_entry(image_inputs_key(images), features);
+}
+
+void ImageFeatureStore::put_entry(const std::string& key, const torch::Tensor& features) {
   const auto size = static_cast<std::int64_t>(features.numel() * features.element_size());
   if (used_bytes_ + size > budget_bytes_) {
     if (!full_reported_) {
@@ -219,7 +226,6 @@ void ImageFeatureStore::put(const VisionInputs& images, const torch::Tensor& fea
     }
     return;
   }
-  const std::string key = image_inputs_key(images);
   try {
     save_tensors(entry_path(key), {{kFeaturesTensor, features.detach()}},
                  {{"fingerprint", fingerprint_hash_}, {"key", key}});
@@ -231,7 +237,9 @@ void ImageFeatureStore::put(const VisionInputs& images, const torch::Tensor& fea
 }
 
 torch::Tensor ImageFeatureStore::features(VisionLanguageModel& model, const VisionInputs& images) {
-  torch::Tensor found = find(images, model.device());
+  if (images.empty()) return torch::Tensor();
+  const std::string key = image_inputs_key(images);
+  torch::Tensor found = find_entry(key, model.device());
   if (found.defined()) return found;
   ++computed_;
   const auto start = std::chrono::steady_clock::now();
@@ -241,7 +249,7 @@ torch::Tensor ImageFeatureStore::features(VisionLanguageModel& model, const Visi
     computed = model.encode_images(images);
   }
   encode_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  put(images, computed);
+  if (computed.defined()) put_entry(key, computed);
   return computed;
 }
 

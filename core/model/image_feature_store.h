@@ -30,7 +30,7 @@ class ImageFeatureStore {
   torch::Tensor find(const VisionInputs& images, torch::Device device);
   // Stores `features` as the features of `images` (skipped past the budget; a write error is logged, not thrown).
   void put(const VisionInputs& images, const torch::Tensor& features);
-  // find(), else model.encode_images() with grad mode off, stored with put().
+  // find(), else model.encode_images() with grad mode off, stored with put(); the pixels are hashed once.
   torch::Tensor features(VisionLanguageModel& model, const VisionInputs& images);
 
   const std::string& directory() const { return directory_; }
@@ -42,6 +42,8 @@ class ImageFeatureStore {
 
  private:
   std::string entry_path(const std::string& key) const;
+  torch::Tensor find_entry(const std::string& key, torch::Device device);
+  void put_entry(const std::string& key, const torch::Tensor& features);
   std::string directory_, fingerprint_hash_;
   std::int64_t budget_bytes_, used_bytes_ = 0;
   std::int64_t hits_ = 0, writes_ = 0, computed_ = 0;

@@ -28,9 +28,18 @@ torch::Tensor ImageFeatureCache::features(VisionLanguageModel& model, const std:
       parts.push_back(found->second);
       continue;
     }
-    torch::Tensor computed = store_ ? store_->find(example_vision[row], model.device()) : torch::Tensor();
-    if (computed.defined()) {
-      ++store_hits_;
+    torch::Tensor computed;
+    if (store_) {
+      // The store looks the entry up and, when it is absent, computes and stores it (hashing the pixels once).
+      const auto hits_before = store_->hits();
+      const double seconds_before = store_->encode_seconds();
+      computed = store_->features(model, example_vision[row]);
+      if (store_->hits() > hits_before) {
+        ++store_hits_;
+      } else {
+        ++misses_;
+        encode_seconds_ += store_->encode_seconds() - seconds_before;
+      }
     } else {
       ++misses_;
       const auto start = std::chrono::steady_clock::now();
@@ -39,7 +48,6 @@ torch::Tensor ImageFeatureCache::features(VisionLanguageModel& model, const std:
         computed = model.encode_images(example_vision[row]);
       }
       encode_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (store_) store_->put(example_vision[row], computed);
     }
     const auto size = static_cast<std::int64_t>(computed.numel() * computed.element_size());
     if (bytes_ + size <= budget_bytes_) {
