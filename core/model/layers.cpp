@@ -189,27 +189,33 @@ CosSin vision_rotary_cos_sin(const torch::Tensor& grid_thw, std::int64_t head_di
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-std::pair<torch::Tensor, torch::Tensor> KVCache::append(std::int64_t layer, const torch::Tensor& k,
-                                                        const torch::Tensor& v) {
+KVCache::Slots KVCache::extend(std::int64_t layer, std::int64_t added, std::int64_t batch, std::int64_t kv_heads,
+                               std::int64_t head_dim, const torch::TensorOptions& options) {
   auto& keys = keys_.at(static_cast<std::size_t>(layer));
   auto& values = values_.at(static_cast<std::size_t>(layer));
   auto& length = lengths_[static_cast<std::size_t>(layer)];
-  const auto added = k.size(2);
   if (!keys.defined() || keys.size(2) < length + added) {
     // Geometric growth keeps the copying amortized O(1) per token.
     const auto capacity = std::max<std::int64_t>({length + added, keys.defined() ? 2 * keys.size(2) : 0, 64});
-    auto grow = [&](const torch::Tensor& old, const torch::Tensor& like) {
-      auto buffer = torch::empty({like.size(0), like.size(1), capacity, like.size(3)}, like.options());
+    auto grow = [&](const torch::Tensor& old) {
+      auto buffer = torch::empty({batch, kv_heads, capacity, head_dim}, options);
       if (length > 0) buffer.narrow(2, 0, length).copy_(old.narrow(2, 0, length));
       return buffer;
     };
-    keys = grow(keys, k);
-    values = grow(values, v);
+    keys = grow(keys);
+    values = grow(values);
   }
-  keys.narrow(2, length, added).copy_(k);
-  values.narrow(2, length, added).copy_(v);
   length += added;
-  return {keys.narrow(2, 0, length), values.narrow(2, 0, length)};
+  return {keys, values, length};
+}
+
+std::pair<torch::Tensor, torch::Tensor> KVCache::append(std::int64_t layer, const torch::Tensor& k,
+                                                        const torch::Tensor& v) {
+  const auto added = k.size(2);
+  auto slots = extend(layer, added, k.size(0), k.size(1), k.size(3), k.options());
+  slots.keys.narrow(2, slots.length - added, added).copy_(k);
+  slots.values.narrow(2, slots.length - added, added).copy_(v);
+  return {slots.keys.narrow(2, 0, slots.length), slots.values.narrow(2, 0, slots.length)};
 }
 
 std::int64_t KVCache::batch_size() const {
@@ -316,7 +322,7 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
 
 // ---------------------------------------------------------------------------------------------------------------
 GatedMLPImpl::GatedMLPImpl(std::int64_t hidden, std::int64_t intermediate, bool bias, const std::string& act)
-    : act_(activation_by_name(act, "hidden_act")) {
+    : act_name_(act), act_(activation_by_name(act, "hidden_act")) {
   gate_proj = register_module("gate_proj", Projection(hidden, intermediate, bias));
   up_proj = register_module("up_proj", Projection(hidden, intermediate, bias));
   down_proj = register_module("down_proj", Projection(intermediate, hidden, bias));
@@ -436,6 +442,7 @@ struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
 
 torch::Tensor DecoderImpl::forward(const torch::Tensor& inputs_embeds, const CosSin& rope, const torch::Tensor& mask,
                                    KVCache* cache) {
+  if (fused_decode_applies(inputs_embeds, rope, mask, cache)) return decode_step(inputs_embeds, rope, mask, *cache);
   auto h = inputs_embeds;
   const bool checkpoint = gradient_checkpointing && cache == nullptr && torch::GradMode::is_enabled();
   // A checkpointed layer joins the graph only through its input: when nothing before the decoder is trained the

@@ -130,6 +130,15 @@ class KVCache {
   explicit KVCache(std::int64_t num_layers) : keys_(num_layers), values_(num_layers), lengths_(num_layers, 0) {}
   // Appends k, v [B, H_kv, L, D] to `layer` and returns views of the whole cached keys/values.
   std::pair<torch::Tensor, torch::Tensor> append(std::int64_t layer, const torch::Tensor& k, const torch::Tensor& v);
+  // The buffers of `layer` after making room for `added` more tokens and counting them as cached: keys and values
+  // [batch, kv_heads, capacity, head_dim] of `options`, and the new length. The caller writes the new tokens at
+  // [length - added, length) itself (the fused decode step writes them straight from its rotary pass).
+  struct Slots {
+    torch::Tensor keys, values;
+    std::int64_t length;
+  };
+  Slots extend(std::int64_t layer, std::int64_t added, std::int64_t batch, std::int64_t kv_heads,
+               std::int64_t head_dim, const torch::TensorOptions& options);
   // Tokens cached (layer 0; all layers agree after a full forward).
   std::int64_t length() const { return lengths_.empty() ? 0 : lengths_[0]; }
   std::int64_t batch_size() const;
@@ -165,8 +174,11 @@ class GatedMLPImpl : public torch::nn::Module {
   GatedMLPImpl(std::int64_t hidden, std::int64_t intermediate, bool bias, const std::string& act);
   torch::Tensor forward(const torch::Tensor& x);
   Projection gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  const std::string& activation_name() const { return act_name_; }
+  const Activation& activation() const { return act_; }
 
  private:
+  std::string act_name_;
   Activation act_;
 };
 TORCH_MODULE(GatedMLP);
@@ -182,11 +194,23 @@ struct DecoderConfig {
   std::string hidden_act = "silu";
 };
 
+struct DecodeStep;  // decode_step.cpp
+
 class DecoderLayerImpl : public torch::nn::Module {
  public:
   explicit DecoderLayerImpl(const DecoderConfig& config);
   torch::Tensor forward(const torch::Tensor& x, const CosSin& rope, const torch::Tensor& mask, KVCache* cache,
                         std::int64_t layer_index);
+  // This layer's part of a fused decode step (decode_step.cpp): `hidden` [rows, hidden_size] float32, updated in
+  // place.
+  void decode_step(DecodeStep& step, float* hidden, std::int64_t layer_index);
+  // Whether both norm weights are contiguous tensors of `dtype` (the fused step reads them raw).
+  bool norms_are(torch::ScalarType dtype) const {
+    for (const auto& norm : {input_layernorm_, post_attention_layernorm_}) {
+      if (norm->weight.scalar_type() != dtype || !norm->weight.is_contiguous()) return false;
+    }
+    return true;
+  }
 
  private:
   struct AttentionImpl : torch::nn::Module {
@@ -212,8 +236,17 @@ class DecoderImpl : public torch::nn::Module {
   // When on (and grad mode is on, without a cache), each layer keeps only its input for the backward pass and is
   // recomputed there, with the RNG state of the first run, as torch.utils.checkpoint does.
   bool gradient_checkpointing = false;
+  // Decode steps on the CPU (one new token per row over a KV cache, grad mode and autocast off) run each layer as a
+  // few passes over raw float32 rows (decode_step.cpp) instead of some 80 small libtorch calls, rounding to the
+  // model's dtype where those calls do. Results equal the op-by-op path up to float32 summation order (in bfloat16,
+  // libtorch's own matmul rounds its running sums on CPUs without AVX-512; the fused step accumulates in float32).
+  // Off: always the op-by-op path.
+  bool fused_decode = true;
+  bool fused_decode_applies(const torch::Tensor& x, const CosSin& rope, const torch::Tensor& mask,
+                            const KVCache* cache) const;
 
  private:
+  torch::Tensor decode_step(const torch::Tensor& x, const CosSin& rope, const torch::Tensor& mask, KVCache& cache);
   DecoderConfig config_;
   std::vector<DecoderLayer> layers_;
   RMSNorm norm_{nullptr};

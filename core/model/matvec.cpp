@@ -5,28 +5,25 @@
 #include <torch/torch.h>
 
 #include "base/error.h"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
+#include "model/simd.h"
 
 namespace vlm {
 
 namespace {
 
+using simd::widen;
+
 // Each output column n of every row m: y[m, n] = sum_k x[m, k] * w[n, k] + bias[n], float32 accumulation. The bias
-// and y have the weight's dtype W: the bias is widened exactly, y rounded once (to nearest even, as Tensor::to),
-// so a decode step needs no separate cast of either.
+// has the weight's dtype W and is widened exactly; y is rounded once to W (to nearest even, as Tensor::to) and
+// stored as W, or as the float32 value of that rounding when `y_float` is set (the fused decode step keeps its
+// intermediates in float32). So a decode step needs no separate cast of either.
 struct Job {
   const float* x;     // [rows, K]
   const void* bias;   // W [N] or null
-  void* y;            // W [rows, N]
+  void* y;            // W or float32 [rows, N]
   std::int64_t rows, K, N;
+  bool y_float;
 };
-
-inline float widen(float v) { return v; }
-inline float widen(c10::BFloat16 v) { return static_cast<float>(v); }
-inline float widen(c10::Half v) { return static_cast<float>(v); }
 
 template <typename W>
 inline float bias_of(const Job& job, std::int64_t n) {
@@ -34,7 +31,8 @@ inline float bias_of(const Job& job, std::int64_t n) {
 }
 template <typename W>
 inline void store(const Job& job, std::int64_t m, std::int64_t n, float value) {
-  static_cast<W*>(job.y)[m * job.N + n] = W(value);
+  if (job.y_float) static_cast<float*>(job.y)[m * job.N + n] = simd::round_to<W>(value);
+  else static_cast<W*>(job.y)[m * job.N + n] = W(value);
 }
 
 template <typename W>
@@ -53,17 +51,7 @@ void columns_portable(const Job& job, const W* w, std::int64_t n0, std::int64_t 
 #if defined(__x86_64__)
 // GCC 12 flags the deliberately undefined source operand inside _mm512_reduce_add_ps's extract.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#define VLM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
-
-VLM_AVX512 inline __m512 load16(const float* p, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, p); }
-VLM_AVX512 inline __m512 load16(const c10::BFloat16* p, __mmask16 mask) {
-  // bfloat16 is the high half of a float32: widen to 32 bits and shift into place.
-  const __m256i raw = _mm256_maskz_loadu_epi16(mask, p);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
-}
-VLM_AVX512 inline __m512 load16(const c10::Half* p, __mmask16 mask) {
-  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, p));
-}
+using simd::load16;
 
 // ROWS rows of x at once, so each weight row is read from memory once for all of them; two accumulators per row
 // hide the FMA latency.
@@ -87,7 +75,7 @@ VLM_AVX512 void columns_avx512(const Job& job, const W* w, std::int64_t n0, std:
     }
     for (; k < K; k += 16) {
       const std::int64_t left = K - k;
-      const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+      const __mmask16 mask = simd::first_lanes(left);
       const __m512 w0 = load16(row + k, mask);
 #pragma GCC unroll 8
       for (int m = 0; m < ROWS; ++m) acc0[m] = _mm512_fmadd_ps(w0, load16(job.x + m * K + k, mask), acc0[m]);
@@ -112,10 +100,47 @@ void columns_avx512_dispatch(const Job& job, const W* w, std::int64_t n0, std::i
   }
 }
 
-bool cpu_has_avx512() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl");
-  return has;
+// The same on AVX2 + FMA: 8 lanes, the tail of K (below 16) in scalar code.
+template <int ROWS, typename W>
+VLM_AVX2 void columns_avx2(const Job& job, const W* w, std::int64_t n0, std::int64_t n1) {
+  const std::int64_t K = job.K, body = K - K % 16;
+  for (std::int64_t n = n0; n < n1; ++n) {
+    const W* row = w + n * K;
+    __m256 acc0[ROWS], acc1[ROWS];
+#pragma GCC unroll 8
+    for (int m = 0; m < ROWS; ++m) acc0[m] = acc1[m] = _mm256_setzero_ps();
+    for (std::int64_t k = 0; k < body; k += 16) {
+      const __m256 w0 = simd::load8(row + k), w1 = simd::load8(row + k + 8);
+#pragma GCC unroll 8
+      for (int m = 0; m < ROWS; ++m) {
+        const float* x = job.x + m * K + k;
+        acc0[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x), acc0[m]);
+        acc1[m] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8), acc1[m]);
+      }
+    }
+    const float b = bias_of<W>(job, n);
+#pragma GCC unroll 8
+    for (int m = 0; m < ROWS; ++m) {
+      float sum = simd::reduce_add8(_mm256_add_ps(acc0[m], acc1[m]));
+      const float* x = job.x + m * K;
+      for (std::int64_t k = body; k < K; ++k) sum += widen(row[k]) * x[k];
+      store<W>(job, m, n, sum + b);
+    }
+  }
+}
+
+template <typename W>
+void columns_avx2_dispatch(const Job& job, const W* w, std::int64_t n0, std::int64_t n1) {
+  switch (job.rows) {
+    case 1: return columns_avx2<1>(job, w, n0, n1);
+    case 2: return columns_avx2<2>(job, w, n0, n1);
+    case 3: return columns_avx2<3>(job, w, n0, n1);
+    case 4: return columns_avx2<4>(job, w, n0, n1);
+    case 5: return columns_avx2<5>(job, w, n0, n1);
+    case 6: return columns_avx2<6>(job, w, n0, n1);
+    case 7: return columns_avx2<7>(job, w, n0, n1);
+    default: return columns_avx2<8>(job, w, n0, n1);
+  }
 }
 #endif
 
@@ -125,7 +150,8 @@ void run_columns(const Job& job, const W* w) {
   // projections, large enough that the fork costs nothing next to the memory traffic.
   at::parallel_for(0, job.N, 64, [&](std::int64_t n0, std::int64_t n1) {
 #if defined(__x86_64__)
-    if (cpu_has_avx512()) return columns_avx512_dispatch(job, w, n0, n1);
+    if (simd::cpu_has_avx512()) return columns_avx512_dispatch(job, w, n0, n1);
+    if (simd::cpu_has_avx2_fma()) return columns_avx2_dispatch(job, w, n0, n1);
 #endif
     columns_portable(job, w, n0, n1);
   });
@@ -139,7 +165,37 @@ bool kernel_takes(const torch::Tensor& x, const torch::Tensor& weight) {
   return x.numel() > 0 && x.numel() / weight.size(1) <= few_row_linear_max_rows(dtype);
 }
 
+void run(const float* x, std::int64_t rows, const torch::Tensor& weight, const torch::Tensor& bias, void* y,
+         bool y_float) {
+  const auto dtype = weight.scalar_type();
+  torch::Tensor b;
+  if (bias.defined()) b = bias.to(torch::kCPU, dtype).contiguous();  // a no-op for a module's own bias
+  const Job job{x, b.defined() ? b.data_ptr() : nullptr, y, rows, weight.size(1), weight.size(0), y_float};
+  if (dtype == torch::kFloat) run_columns(job, weight.data_ptr<float>());
+  else if (dtype == torch::kBFloat16) run_columns(job, weight.data_ptr<c10::BFloat16>());
+  else run_columns(job, weight.data_ptr<c10::Half>());
+}
+
 }  // namespace
+
+KernelIsa kernel_isa() {
+  if (simd::cpu_has_avx512()) return KernelIsa::avx512;
+  if (simd::cpu_has_avx2_fma()) return KernelIsa::avx2;
+  return KernelIsa::portable;
+}
+
+KernelIsa limit_kernel_isa(KernelIsa most) {
+  simd::isa_limit.store(static_cast<int>(most));
+  return kernel_isa();
+}
+
+const char* kernel_isa_name(KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::avx512: return "avx512";
+    case KernelIsa::avx2: return "avx2";
+    default: return "portable";
+  }
+}
 
 std::int64_t few_row_linear_max_rows(torch::ScalarType weight_dtype) {
   switch (weight_dtype) {
@@ -162,18 +218,27 @@ torch::Tensor few_row_linear(const torch::Tensor& x, const torch::Tensor& weight
                                   " are outside the kernel's shapes and dtypes");
   }
   const auto N = weight.size(0), K = weight.size(1), rows = x.numel() / K;
-  const auto dtype = weight.scalar_type();
   auto xf = x.reshape({rows, K}).to(torch::kFloat).contiguous();
-  torch::Tensor b;
-  if (bias.defined()) b = bias.to(torch::kCPU, dtype).contiguous();  // a no-op for a module's own bias
-  auto y = torch::empty({rows, N}, torch::TensorOptions().dtype(dtype));
-  const Job job{xf.data_ptr<float>(), b.defined() ? b.data_ptr() : nullptr, y.data_ptr(), rows, K, N};
-  if (dtype == torch::kFloat) run_columns(job, weight.data_ptr<float>());
-  else if (dtype == torch::kBFloat16) run_columns(job, weight.data_ptr<c10::BFloat16>());
-  else run_columns(job, weight.data_ptr<c10::Half>());
+  auto y = torch::empty({rows, N}, torch::TensorOptions().dtype(weight.scalar_type()));
+  run(xf.data_ptr<float>(), rows, weight, bias, y.data_ptr(), /*y_float=*/false);
   auto shape = x.sizes().vec();
   shape.back() = N;
   return y.view(shape);
+}
+
+bool few_row_linear_into_applies(std::int64_t rows, const torch::Tensor& weight) {
+  return rows > 0 && rows <= few_row_linear_max_rows(weight.scalar_type()) && weight.device().is_cpu() &&
+         weight.dim() == 2 && weight.is_contiguous();
+}
+
+void few_row_linear_into(const float* x, std::int64_t rows, const torch::Tensor& weight, const torch::Tensor& bias,
+                         float* y) {
+  if (!few_row_linear_into_applies(rows, weight)) {
+    fail(ErrorCode::internal, "few_row_linear_into: " + std::to_string(rows) + " rows and weight " +
+                                  c10::str(weight.sizes()) + " " + c10::str(weight.scalar_type()) +
+                                  " are outside the kernel's shapes and dtypes");
+  }
+  run(x, rows, weight, bias, y, /*y_float=*/true);
 }
 
 }  // namespace vlm

@@ -1,7 +1,9 @@
 // The few-row decode kernel (model/matvec.h) against a float64 reference: every row count it takes, K with and
-// without a 16- and 32-element tail, with and without bias, float32 / bfloat16 / float16 weights; and when
-// Projection routes to it.
+// without a 16- and 32-element tail, with and without bias, float32 / bfloat16 / float16 weights, on every
+// instruction set the CPU has (portable, AVX2, AVX-512); and when Projection routes to it.
 #include <torch/torch.h>
+
+#include <vector>
 
 #include "model/layers.h"
 #include "model/matvec.h"
@@ -20,36 +22,65 @@ torch::Tensor reference(const torch::Tensor& x, const torch::Tensor& w, const to
 }
 }  // namespace
 
-TEST_CASE("few_row_linear equals the float64 product for every row count, tail and dtype") {
+// Every instruction set this CPU can run, best last (the kernel paths differ in how they split K).
+std::vector<KernelIsa> isas_here() {
+  const auto best = kernel_isa();
+  std::vector<KernelIsa> isas;
+  for (auto isa : {KernelIsa::portable, KernelIsa::avx2, KernelIsa::avx512}) {
+    if (static_cast<int>(isa) <= static_cast<int>(best)) isas.push_back(isa);
+  }
+  return isas;
+}
+
+// Restores the best instruction set when a test case ends, also when it fails.
+struct IsaLimit {
+  explicit IsaLimit(KernelIsa isa) { CHECK(limit_kernel_isa(isa) == isa); }
+  ~IsaLimit() { limit_kernel_isa(KernelIsa::avx512); }
+};
+
+TEST_CASE("few_row_linear equals the float64 product for every row count, tail, dtype and instruction set") {
   torch::NoGradGuard no_grad;
   torch::manual_seed(3);
-  for (auto dtype : {torch::kFloat, torch::kBFloat16, torch::kHalf}) {
-    for (std::int64_t k : {1, 15, 16, 31, 32, 33, 100, 896}) {
-      for (std::int64_t n : {1, 7, 130}) {
-        auto w = torch::randn({n, k}).to(dtype);
-        auto b = torch::randn({n}).to(dtype);
-        for (std::int64_t rows = 1; rows <= few_row_linear_max_rows(dtype); ++rows) {
-          auto x = torch::randn({rows, 1, k}).to(dtype);
-          REQUIRE(few_row_linear_applies(x, w));
-          for (bool with_bias : {false, true}) {
-            auto y = few_row_linear(x, w, with_bias ? b : torch::Tensor());
-            const std::string dtype_name = c10::toString(dtype);
-            CAPTURE(dtype_name);
-            CAPTURE(k);
-            CAPTURE(n);
-            CAPTURE(rows);
-            REQUIRE(y.sizes() == torch::IntArrayRef({rows, 1, n}));
-            REQUIRE((y.scalar_type() == dtype));
-            auto want = reference(x, w, with_bias ? b : torch::Tensor());
-            // float32 accumulation (error ~ sqrt(k) ulp of the terms), then one rounding to the output dtype.
-            const double scale = std::sqrt(static_cast<double>(k)) + 1;
-            const double tol = dtype == torch::kFloat ? 1e-5 * scale : dtype == torch::kHalf ? 1e-2 * scale : 4e-2 * scale;
-            CHECK((y.to(torch::kDouble) - want).abs().max().item<double>() <= tol);
-            if (dtype != torch::kFloat) {
-              // Bias widened and output rounded inside the kernel: bit for bit the float32 product rounded by to().
-              auto wide = few_row_linear(x.to(torch::kFloat), w.to(torch::kFloat),
-                                         with_bias ? b.to(torch::kFloat) : torch::Tensor());
-              CHECK(torch::equal(y, wide.to(dtype)));
+  for (auto isa : isas_here()) {
+    IsaLimit limit(isa);
+    const std::string isa_name = kernel_isa_name(isa);
+    CAPTURE(isa_name);
+    for (auto dtype : {torch::kFloat, torch::kBFloat16, torch::kHalf}) {
+      for (std::int64_t k : {1, 15, 16, 31, 32, 33, 100, 896}) {
+        for (std::int64_t n : {1, 7, 130}) {
+          auto w = torch::randn({n, k}).to(dtype);
+          auto b = torch::randn({n}).to(dtype);
+          for (std::int64_t rows = 1; rows <= few_row_linear_max_rows(dtype); ++rows) {
+            auto x = torch::randn({rows, 1, k}).to(dtype);
+            REQUIRE(few_row_linear_applies(x, w));
+            for (bool with_bias : {false, true}) {
+              auto y = few_row_linear(x, w, with_bias ? b : torch::Tensor());
+              const std::string dtype_name = c10::toString(dtype);
+              CAPTURE(dtype_name);
+              CAPTURE(k);
+              CAPTURE(n);
+              CAPTURE(rows);
+              REQUIRE(y.sizes() == torch::IntArrayRef({rows, 1, n}));
+              REQUIRE((y.scalar_type() == dtype));
+              auto want = reference(x, w, with_bias ? b : torch::Tensor());
+              // float32 accumulation (error ~ sqrt(k) ulp of the terms), then one rounding to the output dtype.
+              const double scale = std::sqrt(static_cast<double>(k)) + 1;
+              const double tol = dtype == torch::kFloat ? 1e-5 * scale
+                                 : dtype == torch::kHalf ? 1e-2 * scale
+                                                         : 4e-2 * scale;
+              CHECK((y.to(torch::kDouble) - want).abs().max().item<double>() <= tol);
+              if (dtype != torch::kFloat) {
+                // Bias widened and output rounded inside the kernel: bit for bit the float32 product rounded by to().
+                auto wide = few_row_linear(x.to(torch::kFloat), w.to(torch::kFloat),
+                                           with_bias ? b.to(torch::kFloat) : torch::Tensor());
+                CHECK(torch::equal(y, wide.to(dtype)));
+              }
+              // The raw entry of the fused decode step: float32 rows of the same values, rounded like y.
+              auto xf = x.to(torch::kFloat).reshape({rows, k}).contiguous();
+              auto raw = torch::empty({rows, n}, torch::kFloat);
+              few_row_linear_into(xf.data_ptr<float>(), rows, w, with_bias ? b : torch::Tensor(),
+                                  raw.data_ptr<float>());
+              CHECK(torch::equal(raw, y.reshape({rows, n}).to(torch::kFloat)));
             }
           }
         }

@@ -1,0 +1,393 @@
+// The fused decode step of the decoder stack (layers.h, DecoderImpl::fused_decode).
+//
+// A decode step at batch 1 moves ~1 GB of weights through the few-row kernel and does almost nothing else, but the
+// op-by-op layer issues some 80 libtorch calls per layer (norm casts and reductions, rotary, the cache append,
+// attention, residual adds, the casts around every projection), each a few microseconds of dispatch and allocation
+// on 896-wide rows: about 10 ms a token for a 24-layer model, as much as a third of the step. Here a layer is a
+// handful of loops over float32 rows. Every value a libtorch op would store in the model's dtype W is rounded to W
+// at the same point (simd::round_to), so bfloat16 and float16 steps follow the op-by-op path's arithmetic and
+// differ from it only in float32 summation order.
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "base/error.h"
+#include "model/layers.h"
+#include "model/matvec.h"
+#include "model/simd.h"
+
+namespace vlm {
+
+// What the layers of one decode step share: the shapes, the rotary table and the mask widened to float32, and the
+// scratch rows each layer writes.
+struct DecodeStep {
+  torch::ScalarType dtype;
+  std::int64_t rows, hidden, heads, kv_heads, head_dim, intermediate;
+  std::int64_t past;           // tokens cached before this step; the new one goes at index `past`
+  float eps;
+  const float* cos = nullptr;  // [rows, head_dim]
+  const float* sin = nullptr;
+  const float* mask = nullptr;  // [rows, past + 1] additive, or null
+  KVCache* cache = nullptr;
+  std::vector<float> normed, q, k, v, attended, projected, gate, up;
+};
+
+namespace {
+
+using simd::round_to;
+using simd::widen;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Vector helpers over one head (D elements): q . k with k in W, and acc += p * v with v in W.
+
+template <typename W>
+float dot_portable(const float* q, const W* k, std::int64_t D) {
+  float acc = 0.f;
+  for (std::int64_t d = 0; d < D; ++d) acc += q[d] * widen(k[d]);
+  return acc;
+}
+
+template <typename W>
+void axpy_portable(float p, const W* v, float* acc, std::int64_t D) {
+  for (std::int64_t d = 0; d < D; ++d) acc[d] += p * widen(v[d]);
+}
+
+#if defined(__x86_64__)
+// GCC 12 flags the deliberately undefined source operand inside _mm512_reduce_add_ps, as in matvec.cpp.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+template <typename W>
+VLM_AVX512 float dot_avx512(const float* q, const W* k, std::int64_t D) {
+  __m512 acc = _mm512_setzero_ps();
+  for (std::int64_t d = 0; d < D; d += 16) {
+    const __mmask16 mask = simd::first_lanes(D - d);
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, q + d), simd::load16(k + d, mask), acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+template <typename W>
+VLM_AVX512 void axpy_avx512(float p, const W* v, float* acc, std::int64_t D) {
+  const __m512 pv = _mm512_set1_ps(p);
+  for (std::int64_t d = 0; d < D; d += 16) {
+    const __mmask16 mask = simd::first_lanes(D - d);
+    const __m512 sum = _mm512_fmadd_ps(pv, simd::load16(v + d, mask), _mm512_maskz_loadu_ps(mask, acc + d));
+    _mm512_mask_storeu_ps(acc + d, mask, sum);
+  }
+}
+
+template <typename W>
+VLM_AVX2 float dot_avx2(const float* q, const W* k, std::int64_t D) {
+  const std::int64_t body = D - D % 8;
+  __m256 acc = _mm256_setzero_ps();
+  for (std::int64_t d = 0; d < body; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), simd::load8(k + d), acc);
+  float sum = simd::reduce_add8(acc);
+  for (std::int64_t d = body; d < D; ++d) sum += q[d] * widen(k[d]);
+  return sum;
+}
+
+template <typename W>
+VLM_AVX2 void axpy_avx2(float p, const W* v, float* acc, std::int64_t D) {
+  const std::int64_t body = D - D % 8;
+  const __m256 pv = _mm256_set1_ps(p);
+  for (std::int64_t d = 0; d < body; d += 8) {
+    _mm256_storeu_ps(acc + d, _mm256_fmadd_ps(pv, simd::load8(v + d), _mm256_loadu_ps(acc + d)));
+  }
+  for (std::int64_t d = body; d < D; ++d) acc[d] += p * widen(v[d]);
+}
+#endif
+
+template <typename W>
+float dot(const float* q, const W* k, std::int64_t D) {
+#if defined(__x86_64__)
+  if (simd::cpu_has_avx512()) return dot_avx512(q, k, D);
+  if (simd::cpu_has_avx2_fma()) return dot_avx2(q, k, D);
+#endif
+  return dot_portable(q, k, D);
+}
+
+template <typename W>
+void axpy(float p, const W* v, float* acc, std::int64_t D) {
+#if defined(__x86_64__)
+  if (simd::cpu_has_avx512()) return axpy_avx512(p, v, acc, D);
+  if (simd::cpu_has_avx2_fma()) return axpy_avx2(p, v, acc, D);
+#endif
+  axpy_portable(p, v, acc, D);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The layer's passes. Each mirrors one op-by-op block of DecoderLayerImpl::forward and names where that block
+// rounds to W.
+
+// RMSNormImpl::forward: float32 statistics, x * rsqrt(mean(x^2) + eps) rounded to W, times the weight, rounded.
+template <typename W>
+void rms_norm(const float* x, const torch::Tensor& weight, float eps, std::int64_t rows, std::int64_t dim,
+              float* out) {
+  const W* w = weight.data_ptr<W>();
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * dim;
+    float* o = out + r * dim;
+    double sum = 0.0;
+    for (std::int64_t i = 0; i < dim; ++i) sum += static_cast<double>(xr[i]) * xr[i];
+    const float scale = 1.f / std::sqrt(static_cast<float>(sum / static_cast<double>(dim)) + eps);
+    for (std::int64_t i = 0; i < dim; ++i) o[i] = round_to<W>(widen(w[i]) * round_to<W>(xr[i] * scale));
+  }
+}
+
+// ProjectionImpl::forward on float32 rows whose values are W's: the few-row kernel when it takes the call; with
+// adapters, or more rows than it takes, the Projection's own forward on a W tensor of the rows.
+void project(ProjectionImpl& projection, const float* x, std::int64_t rows, float* y, torch::ScalarType dtype) {
+  const auto& weight = projection.weight;
+  const bool kernel = projection.adapters().empty() && weight.scalar_type() == dtype &&
+                      (!projection.bias.defined() || projection.bias.scalar_type() == dtype) &&
+                      few_row_linear_into_applies(rows, weight);
+  if (kernel) return few_row_linear_into(x, rows, weight, projection.bias, y);
+  auto in = torch::from_blob(const_cast<float*>(x), {rows, projection.in_features()}, torch::kFloat).to(dtype);
+  auto out = projection.forward(in).to(torch::kFloat).contiguous();
+  std::memcpy(y, out.data_ptr<float>(), sizeof(float) * static_cast<std::size_t>(out.numel()));
+}
+
+// apply_rotary on [rows, heads, D]: x * cos + rotate_half(x) * sin, each product and the sum rounded to W.
+template <typename W>
+void rotate(float* x, std::int64_t rows, std::int64_t heads, std::int64_t D, const float* cos, const float* sin) {
+  const std::int64_t half = D / 2;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* c = cos + r * D;
+    const float* s = sin + r * D;
+    for (std::int64_t h = 0; h < heads; ++h) {
+      float* v = x + (r * heads + h) * D;
+      for (std::int64_t i = 0; i < half; ++i) {
+        const float a = v[i], b = v[i + half];
+        v[i] = round_to<W>(round_to<W>(a * c[i]) + round_to<W>(-b * s[i]));
+        v[i + half] = round_to<W>(round_to<W>(b * c[i + half]) + round_to<W>(a * s[i + half]));
+      }
+    }
+  }
+}
+
+// The new token's keys and values into the cache at index `past`.
+template <typename W>
+void store_kv(const DecodeStep& step, const KVCache::Slots& slots) {
+  const auto capacity = slots.keys.size(2), D = step.head_dim;
+  W* keys = slots.keys.data_ptr<W>();
+  W* values = slots.values.data_ptr<W>();
+  for (std::int64_t r = 0; r < step.rows; ++r) {
+    for (std::int64_t g = 0; g < step.kv_heads; ++g) {
+      const std::int64_t at = ((r * step.kv_heads + g) * capacity + step.past) * D;
+      const float* k = step.k.data() + (r * step.kv_heads + g) * D;
+      const float* v = step.v.data() + (r * step.kv_heads + g) * D;
+      for (std::int64_t d = 0; d < D; ++d) {
+        keys[at + d] = W(k[d]);
+        values[at + d] = W(v[d]);
+      }
+    }
+  }
+}
+
+// attention() for one query per row: scores q . k rounded to W, scaled (rounded), plus the mask (rounded); softmax
+// in float32, probabilities rounded to W; their sum over the values rounded to W. One task per (row, KV head): its
+// `group` query heads read that head's keys and values once, as the grouped matmul does.
+template <typename W>
+void attend(DecodeStep& step, const KVCache::Slots& slots) {
+  const auto D = step.head_dim, S = step.past + 1, capacity = slots.keys.size(2);
+  const auto group = step.heads / step.kv_heads;
+  // libtorch multiplies a W tensor by a double scalar after converting the scalar to W.
+  const float scale = round_to<W>(static_cast<float>(1.0 / std::sqrt(static_cast<double>(D))));
+  const W* keys = slots.keys.data_ptr<W>();
+  const W* values = slots.values.data_ptr<W>();
+  at::parallel_for(0, step.rows * step.kv_heads, 1, [&](std::int64_t begin, std::int64_t end) {
+    std::vector<float> scores(static_cast<std::size_t>(group * S));
+    for (std::int64_t unit = begin; unit < end; ++unit) {
+      const std::int64_t r = unit / step.kv_heads, g = unit % step.kv_heads;
+      const W* K = keys + (r * step.kv_heads + g) * capacity * D;
+      const W* V = values + (r * step.kv_heads + g) * capacity * D;
+      const float* mask = step.mask ? step.mask + r * S : nullptr;
+      const float* q = step.q.data() + (r * step.heads + g * group) * D;
+      for (std::int64_t j = 0; j < S; ++j) {
+        for (std::int64_t h = 0; h < group; ++h) scores[h * S + j] = dot(q + h * D, K + j * D, D);
+      }
+      for (std::int64_t h = 0; h < group; ++h) {
+        float* s = scores.data() + h * S;
+        float top = -INFINITY;
+        for (std::int64_t j = 0; j < S; ++j) {
+          float x = round_to<W>(round_to<W>(s[j]) * scale);
+          if (mask) x = round_to<W>(x + mask[j]);
+          s[j] = x;
+          top = std::max(top, x);
+        }
+        float sum = 0.f;
+        for (std::int64_t j = 0; j < S; ++j) {
+          s[j] = std::exp(s[j] - top);
+          sum += s[j];
+        }
+        const float inverse = 1.f / sum;
+        float* out = step.attended.data() + (r * step.heads + g * group + h) * D;
+        std::fill(out, out + D, 0.f);
+        for (std::int64_t j = 0; j < S; ++j) {
+          const float p = round_to<W>(s[j] * inverse);
+          if (p != 0.f) axpy(p, V + j * D, out, D);
+        }
+        for (std::int64_t d = 0; d < D; ++d) out[d] = round_to<W>(out[d]);
+      }
+    }
+  });
+}
+
+// x += y, rounded to W (the residual adds).
+template <typename W>
+void add_into(float* x, const float* y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) x[i] = round_to<W>(x[i] + y[i]);
+}
+
+// SiLU as libtorch 1.13 computes it in W: x / (1 + exp(-x)). Its bfloat16 kernel rounds after each of exp, add
+// and divide; float16 goes through float32 (layers.cpp, half_safe) and rounds once.
+template <typename W>
+inline float silu(float x) {
+  return round_to<W>(x / (1.f + std::exp(-x)));
+}
+template <>
+inline float silu<c10::BFloat16>(float x) {
+  using B = c10::BFloat16;
+  return round_to<B>(x / round_to<B>(1.f + round_to<B>(std::exp(-x))));
+}
+
+// act(gate) * up, each rounded to W; SiLU inline, other activations through the module's own function.
+template <typename W>
+void gate_times_up(const GatedMLPImpl& mlp, float* gate, const float* up, std::int64_t rows, std::int64_t n,
+                   torch::ScalarType dtype) {
+  const auto count = rows * n;
+  const auto& name = mlp.activation_name();
+  if (name == "silu" || name == "swish") {
+    for (std::int64_t i = 0; i < count; ++i) gate[i] = silu<W>(gate[i]);
+  } else {
+    auto activated = mlp.activation()(torch::from_blob(gate, {rows, n}, torch::kFloat).to(dtype));
+    auto widened = activated.to(torch::kFloat).contiguous();
+    std::memcpy(gate, widened.data_ptr<float>(), sizeof(float) * static_cast<std::size_t>(count));
+  }
+  for (std::int64_t i = 0; i < count; ++i) gate[i] = round_to<W>(gate[i] * up[i]);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------------
+template <typename W>
+static void layer_step(DecodeStep& step, float* hidden, std::int64_t layer_index, RMSNormImpl& input_norm,
+                       RMSNormImpl& post_norm, ProjectionImpl& q_proj, ProjectionImpl& k_proj, ProjectionImpl& v_proj,
+                       ProjectionImpl& o_proj, GatedMLPImpl& mlp) {
+  const auto rows = step.rows, H = step.hidden, D = step.head_dim;
+  rms_norm<W>(hidden, input_norm.weight, step.eps, rows, H, step.normed.data());
+  project(q_proj, step.normed.data(), rows, step.q.data(), step.dtype);
+  project(k_proj, step.normed.data(), rows, step.k.data(), step.dtype);
+  project(v_proj, step.normed.data(), rows, step.v.data(), step.dtype);
+  rotate<W>(step.q.data(), rows, step.heads, D, step.cos, step.sin);
+  rotate<W>(step.k.data(), rows, step.kv_heads, D, step.cos, step.sin);
+  const auto slots = step.cache->extend(layer_index, 1, rows, step.kv_heads, D,
+                                        torch::TensorOptions().dtype(step.dtype));
+  if (slots.length != step.past + 1) {
+    fail(ErrorCode::internal, "decode step: layer " + std::to_string(layer_index) + " caches " +
+                                  std::to_string(slots.length) + " tokens, expected " +
+                                  std::to_string(step.past + 1));
+  }
+  store_kv<W>(step, slots);
+  attend<W>(step, slots);
+  project(o_proj, step.attended.data(), rows, step.projected.data(), step.dtype);
+  add_into<W>(hidden, step.projected.data(), rows * H);
+
+  rms_norm<W>(hidden, post_norm.weight, step.eps, rows, H, step.normed.data());
+  project(*mlp.gate_proj, step.normed.data(), rows, step.gate.data(), step.dtype);
+  project(*mlp.up_proj, step.normed.data(), rows, step.up.data(), step.dtype);
+  gate_times_up<W>(mlp, step.gate.data(), step.up.data(), rows, step.intermediate, step.dtype);
+  project(*mlp.down_proj, step.gate.data(), rows, step.projected.data(), step.dtype);
+  add_into<W>(hidden, step.projected.data(), rows * H);
+}
+
+void DecoderLayerImpl::decode_step(DecodeStep& step, float* hidden, std::int64_t layer_index) {
+  auto& attn = *self_attn_;
+  switch (step.dtype) {
+    case torch::kFloat:
+      return layer_step<float>(step, hidden, layer_index, *input_layernorm_, *post_attention_layernorm_,
+                               *attn.q_proj, *attn.k_proj, *attn.v_proj, *attn.o_proj, *mlp_);
+    case torch::kBFloat16:
+      return layer_step<c10::BFloat16>(step, hidden, layer_index, *input_layernorm_, *post_attention_layernorm_,
+                                       *attn.q_proj, *attn.k_proj, *attn.v_proj, *attn.o_proj, *mlp_);
+    case torch::kHalf:
+      return layer_step<c10::Half>(step, hidden, layer_index, *input_layernorm_, *post_attention_layernorm_,
+                                   *attn.q_proj, *attn.k_proj, *attn.v_proj, *attn.o_proj, *mlp_);
+    default:
+      fail(ErrorCode::internal, std::string("decode step: no fused path for ") + c10::toString(step.dtype));
+  }
+}
+
+bool DecoderImpl::fused_decode_applies(const torch::Tensor& x, const CosSin& rope, const torch::Tensor& mask,
+                                       const KVCache* cache) const {
+  if (!fused_decode || cache == nullptr || layers_.empty()) return false;
+  if (torch::GradMode::is_enabled() || at::autocast::is_cpu_enabled()) return false;
+  if (!x.device().is_cpu() || x.dim() != 3 || x.size(1) != 1 || x.size(2) != config_.hidden_size) return false;
+  const auto dtype = x.scalar_type();
+  if (dtype != torch::kFloat && dtype != torch::kBFloat16 && dtype != torch::kHalf) return false;
+  if (norm_->weight.scalar_type() != dtype) return false;
+  for (const auto& layer : layers_) {
+    if (!layer->norms_are(dtype)) return false;
+  }
+  const auto rows = x.size(0), D = config_.head_dim;
+  if (D % 2 != 0 || config_.num_kv_heads <= 0 || config_.num_heads % config_.num_kv_heads != 0) return false;
+  if (cache->length() > 0 && cache->batch_size() != rows) return false;
+  auto fits = [&](const torch::Tensor& t) {
+    return t.defined() && t.device().is_cpu() && t.dim() == 3 && t.size(1) == 1 && t.size(2) == D &&
+           (t.size(0) == rows || t.size(0) == 1);
+  };
+  if (!fits(rope.cos) || !fits(rope.sin)) return false;
+  return !mask.defined() || (mask.device().is_cpu() && mask.numel() == rows * (cache->length() + 1));
+}
+
+torch::Tensor DecoderImpl::decode_step(const torch::Tensor& x, const CosSin& rope, const torch::Tensor& mask,
+                                       KVCache& cache) {
+  const auto rows = x.size(0), H = config_.hidden_size, D = config_.head_dim;
+  DecodeStep step;
+  step.dtype = x.scalar_type();
+  step.rows = rows;
+  step.hidden = H;
+  step.heads = config_.num_heads;
+  step.kv_heads = config_.num_kv_heads;
+  step.head_dim = D;
+  step.intermediate = config_.intermediate_size;
+  step.past = cache.length();
+  step.eps = static_cast<float>(config_.rms_norm_eps);
+  step.cache = &cache;
+
+  // The residual stream, a float32 copy (x itself is the caller's embeddings).
+  auto hidden = torch::empty({rows, H}, torch::kFloat);
+  hidden.copy_(x.reshape({rows, H}));
+  auto widen_rows = [&](const torch::Tensor& t, std::int64_t width) {
+    return t.expand({rows, 1, width}).reshape({rows, width}).to(torch::kFloat).contiguous();
+  };
+  const auto cos = widen_rows(rope.cos, D), sin = widen_rows(rope.sin, D);
+  step.cos = cos.data_ptr<float>();
+  step.sin = sin.data_ptr<float>();
+  torch::Tensor mask_rows;
+  if (mask.defined()) {
+    mask_rows = mask.reshape({rows, step.past + 1}).to(torch::kFloat).contiguous();
+    step.mask = mask_rows.data_ptr<float>();
+  }
+  auto size = [](std::int64_t n) { return static_cast<std::size_t>(n); };
+  step.normed.resize(size(rows * H));
+  step.q.resize(size(rows * step.heads * D));
+  step.k.resize(size(rows * step.kv_heads * D));
+  step.v.resize(size(rows * step.kv_heads * D));
+  step.attended.resize(size(rows * step.heads * D));
+  step.projected.resize(size(rows * H));
+  step.gate.resize(size(rows * step.intermediate));
+  step.up.resize(size(rows * step.intermediate));
+
+  float* h = hidden.data_ptr<float>();
+  for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i]->decode_step(step, h, static_cast<std::int64_t>(i));
+  return norm_(hidden.to(step.dtype).view({rows, 1, H}));
+}
+
+}  // namespace vlm

@@ -1,0 +1,92 @@
+// Internal to core/model: the element conversions and the AVX-512 and AVX2 loads shared by the CPU decode kernels
+// (matvec.cpp, decode_step.cpp). Every kernel that uses them checks cpu_has_avx512() / cpu_has_avx2_fma() at run
+// time and keeps a portable path; the helpers carry their own target attributes, so the files need no -m flags.
+#pragma once
+
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include <atomic>
+#include <cstdint>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace vlm::simd {
+
+// The most capable instruction set the kernels may use (KernelIsa in matvec.h: 0 portable, 1 AVX2, 2 AVX-512);
+// lowered by tests to run every path on one machine.
+inline std::atomic<int> isa_limit{2};
+
+inline float widen(float v) { return v; }
+inline float widen(c10::BFloat16 v) { return static_cast<float>(v); }
+inline float widen(c10::Half v) { return static_cast<float>(v); }
+
+// `v` rounded to W (to nearest even, as Tensor::to) and widened back: what a libtorch op computing in float32 and
+// storing W leaves in its output.
+template <typename W>
+inline float round_to(float v) {
+  return widen(W(v));
+}
+template <>
+inline float round_to<float>(float v) {
+  return v;
+}
+
+#if defined(__x86_64__)
+#define VLM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+inline bool cpu_has_avx512() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl");
+  return has && isa_limit.load(std::memory_order_relaxed) >= 2;
+}
+
+// Lanes of p selected by mask, widened to float32 (the others zero).
+VLM_AVX512 inline __m512 load16(const float* p, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, p); }
+VLM_AVX512 inline __m512 load16(const c10::BFloat16* p, __mmask16 mask) {
+  // bfloat16 is the high half of a float32: widen to 32 bits and shift into place.
+  const __m256i raw = _mm256_maskz_loadu_epi16(mask, p);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
+}
+VLM_AVX512 inline __m512 load16(const c10::Half* p, __mmask16 mask) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, p));
+}
+
+// The mask of the first min(left, 16) lanes.
+inline __mmask16 first_lanes(std::int64_t left) {
+  return left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
+}
+
+// AVX2 with FMA (x86-64 CPUs without AVX-512: AMD Zen 1-3, Intel client parts). Every such CPU also has F16C,
+// which the float16 load uses.
+#define VLM_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+inline bool cpu_has_avx2_fma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has && isa_limit.load(std::memory_order_relaxed) >= 1;
+}
+
+// Eight consecutive elements widened to float32.
+VLM_AVX2 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+VLM_AVX2 inline __m256 load8(const c10::BFloat16* p) {
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+}
+VLM_AVX2 inline __m256 load8(const c10::Half* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+VLM_AVX2 inline float reduce_add8(__m256 v) {
+  __m128 sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+  sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
+  return _mm_cvtss_f32(sum);
+}
+#else
+inline bool cpu_has_avx512() { return false; }
+inline bool cpu_has_avx2_fma() { return false; }
+#endif
+
+}  // namespace vlm::simd
