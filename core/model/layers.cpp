@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "model/matvec.h"
+#include "model/simd.h"
 
 namespace vlm {
 
@@ -26,12 +27,12 @@ torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
     // A decode step (at most a few rows): a bandwidth-bound kernel instead of libtorch's gemm path, which reaches a
     // third of the memory bandwidth for one row (model/matvec.h).
     y = few_row_linear(x, weight, bias);
-  } else if (x.scalar_type() == torch::kHalf && x.device().is_cpu()) {
-    // libtorch 1.13 has no float16 matmul on the CPU: compute in float32 (what a float32-accumulating kernel does)
-    // and round the result once.
+  } else if (matmul_via_float32(x.scalar_type(), x.device())) {
+    // No float32-accumulating kernel in libtorch 1.13 for this dtype here (float16 on the CPU; bfloat16 without
+    // AVX-512): compute in float32 and round the result once.
     y = torch::linear(x.to(torch::kFloat), weight.to(torch::kFloat),
                       bias.defined() ? bias.to(torch::kFloat) : torch::Tensor())
-            .to(torch::kHalf);
+            .to(x.scalar_type());
   } else {
     y = torch::linear(x, weight, bias);
   }
@@ -269,9 +270,16 @@ torch::Tensor causal_mask(const torch::Tensor& attention_mask, std::int64_t batc
   return mask.masked_fill(allowed.unsqueeze(1).logical_not(), lowest_of(dtype));
 }
 
-torch::Tensor half_safe_matmul(const torch::Tensor& a, const torch::Tensor& b) {
-  if (a.scalar_type() == torch::kHalf && a.device().is_cpu()) {
-    return torch::matmul(a.to(torch::kFloat), b.to(torch::kFloat)).to(torch::kHalf);
+bool matmul_via_float32(torch::ScalarType dtype, const torch::Device& device) {
+  if (!device.is_cpu()) return false;
+  if (dtype == torch::kHalf) return true;
+  if (dtype != torch::kBFloat16) return false;
+  return !simd::cpu_has_onednn_bf16();
+}
+
+torch::Tensor precise_matmul(const torch::Tensor& a, const torch::Tensor& b) {
+  if (matmul_via_float32(a.scalar_type(), a.device())) {
+    return torch::matmul(a.to(torch::kFloat), b.to(torch::kFloat)).to(a.scalar_type());
   }
   return torch::matmul(a, b);
 }
@@ -287,13 +295,13 @@ torch::Tensor attention_rows(const torch::Tensor& q, const torch::Tensor& k, con
   // that share a KV head are stacked along the query axis, [B, H_kv, group * L, D], and multiply that head's keys
   // and values directly. Query head h uses KV head h / group, as in repeat_kv.
   auto grouped = q.reshape({batch, kv_heads, group * len, dim});
-  auto weights = half_safe_matmul(grouped, k.transpose(2, 3)) * scale;  // [B, H_kv, group * L, S]
+  auto weights = precise_matmul(grouped, k.transpose(2, 3)) * scale;  // [B, H_kv, group * L, S]
   if (mask.defined()) {
     weights = (weights.view({batch, kv_heads, group, len, total}) + mask.unsqueeze(1))
                   .view({batch, kv_heads, group * len, total});
   }
   weights = torch::softmax(weights, -1, torch::kFloat).to(q.scalar_type());
-  auto out = half_safe_matmul(weights, v).view({batch, heads, len, dim});  // [B, H, L, D]
+  auto out = precise_matmul(weights, v).view({batch, heads, len, dim});  // [B, H, L, D]
   return out.transpose(1, 2).reshape({batch, len, heads * dim});
 }
 

@@ -159,8 +159,15 @@ class KVCache {
 torch::Tensor causal_mask(const torch::Tensor& attention_mask, std::int64_t batch, std::int64_t query_len,
                           std::int64_t past, torch::ScalarType dtype, torch::Device device);
 
-// torch::matmul, except that float16 on the CPU (which libtorch 1.13 lacks) computes in float32 and rounds once.
-torch::Tensor half_safe_matmul(const torch::Tensor& a, const torch::Tensor& b);
+// True where libtorch 1.13 has no float32-accumulating matmul of its own for `dtype` on `device`: float16 on the
+// CPU (no kernel at all), and bfloat16 on CPUs without AVX-512 BW/VL/DQ, where libtorch skips oneDNN for a scalar
+// loop that rounds its running sums to bfloat16 (and is some 37x slower than float32 OpenBLAS for a 300 x 896 x 4864
+// product on a 2-core AVX2 EPYC). Matmuls of such tensors compute in float32 and round once: what oneDNN and
+// torch 2's kernels return.
+bool matmul_via_float32(torch::ScalarType dtype, const torch::Device& device);
+
+// torch::matmul, computing in float32 and rounding once where matmul_via_float32 says so.
+torch::Tensor precise_matmul(const torch::Tensor& a, const torch::Tensor& b);
 
 // softmax(q k^T * scale + mask) v with softmax in float32; q [B, H, L, D], k/v [B, H_kv, S, D] (GQA: H_kv divides
 // H). Returns [B, L, H * D].

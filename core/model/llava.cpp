@@ -238,7 +238,7 @@ struct ClipVisionTowerImpl : torch::nn::Module {
                        .view({n, c.num_channels, side, p, side, p})
                        .permute({0, 2, 4, 1, 3, 5})
                        .reshape({n * side * side, c.num_channels * p * p});
-    auto x = half_safe_matmul(patches, weight.view({weight.size(0), -1}).t()).view({n, side * side, -1});
+    auto x = precise_matmul(patches, weight.view({weight.size(0), -1}).t()).view({n, side * side, -1});
     auto cls = embeddings->class_embedding.view({1, 1, -1}).expand({n, 1, c.hidden_size});
     x = torch::cat({cls.to(x.scalar_type()), x}, 1) + embeddings->position_weight.unsqueeze(0);
     x = pre_layrnorm(x);

@@ -200,7 +200,7 @@ const char* kernel_isa_name(KernelIsa isa) {
 std::int64_t few_row_linear_max_rows(torch::ScalarType weight_dtype) {
   switch (weight_dtype) {
     case torch::kFloat: return 8;
-    case torch::kBFloat16: return 4;
+    case torch::kBFloat16: return simd::cpu_has_onednn_bf16() ? 4 : 8;  // libtorch's fallback is a scalar loop
     case torch::kHalf: return 8;
     default: return 0;
   }

@@ -20,7 +20,8 @@ KernelIsa kernel_isa();
 const char* kernel_isa_name(KernelIsa isa);
 
 // The most rows of x the kernel takes for a weight dtype: beyond that libtorch's gemm is as fast (measured with
-// bench_matvec: float32 up to 8 rows, bfloat16 (oneDNN) up to 4; float16 has no CPU gemm in libtorch at all).
+// bench_matvec: float32 up to 8 rows, bfloat16 (oneDNN) up to 4; float16 has no CPU gemm in libtorch at all, nor
+// bfloat16 on CPUs without AVX-512, where the kernel takes up to 8).
 std::int64_t few_row_linear_max_rows(torch::ScalarType weight_dtype);
 
 // True when few_row_linear handles this call: CPU tensors, x's dtype equal to the weight's (float32, bfloat16 or

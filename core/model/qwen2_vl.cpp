@@ -369,7 +369,7 @@ struct VisionTowerImpl : torch::nn::Module {
                                             "] for image_grid_thw (patches x C*T*P*P)");
     }
     auto weight = patch_embed->weight;
-    auto x = half_safe_matmul(pixel_values.to(weight.device(), weight.scalar_type()), weight.view({weight.size(0), -1}).t());
+    auto x = precise_matmul(pixel_values.to(weight.device(), weight.scalar_type()), weight.view({weight.size(0), -1}).t());
     auto rope = vision_rotary_cos_sin(grid, c.embed_dim / c.num_heads, c.spatial_merge_size, c.rope_theta);
     rope.cos = rope.cos.to(x.device());
     rope.sin = rope.sin.to(x.device());

@@ -84,7 +84,16 @@ VLM_AVX2 inline float reduce_add8(__m256 v) {
   sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
   return _mm_cvtss_f32(sum);
 }
+
+// libtorch's own test before it hands a bfloat16 matmul to oneDNN (mkldnn_bf16_device_check); without it the
+// product runs in a scalar loop.
+inline bool cpu_has_onednn_bf16() {
+  static const bool has = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512dq");
+  return has;
+}
 #else
+inline bool cpu_has_onednn_bf16() { return false; }
 inline bool cpu_has_avx512() { return false; }
 inline bool cpu_has_avx2_fma() { return false; }
 #endif
