@@ -1,6 +1,7 @@
 #include "model/layers.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -21,9 +22,35 @@ ProjectionImpl::ProjectionImpl(std::int64_t in_features, std::int64_t out_featur
   if (with_bias) bias = register_parameter("bias", torch::empty({out_features}), /*requires_grad=*/false);
 }
 
+namespace {
+
+// CPU autocast to bfloat16 where libtorch has no bfloat16 gemm (matmul_via_float32): autocast would cast a matmul's
+// inputs to bfloat16 and hand them to the scalar loop. The callers make the same casts themselves and multiply in
+// float32 with autocast off, rounding the product once to bfloat16: autocast's result types, a float32-accumulated
+// value.
+bool autocast_bf16_via_float32(const torch::Device& device) {
+  return device.is_cpu() && at::autocast::is_cpu_enabled() &&
+         at::autocast::get_autocast_cpu_dtype() == torch::kBFloat16 && matmul_via_float32(torch::kBFloat16, device);
+}
+
+struct CpuAutocastOff {
+  CpuAutocastOff() : previous(at::autocast::is_cpu_enabled()) { at::autocast::set_cpu_enabled(false); }
+  ~CpuAutocastOff() { at::autocast::set_cpu_enabled(previous); }
+  bool previous;
+};
+
+// t's values as autocast would pass them (rounded to bfloat16), in float32.
+torch::Tensor through_bf16(const torch::Tensor& t) { return t.to(torch::kBFloat16).to(torch::kFloat); }
+
+}  // namespace
+
 torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
   torch::Tensor y;
-  if (few_row_linear_applies(x, weight)) {
+  if (autocast_bf16_via_float32(x.device())) {
+    CpuAutocastOff off;
+    y = torch::linear(through_bf16(x), through_bf16(weight), bias.defined() ? through_bf16(bias) : torch::Tensor())
+            .to(torch::kBFloat16);
+  } else if (few_row_linear_applies(x, weight)) {
     // A decode step (at most a few rows): a bandwidth-bound kernel instead of libtorch's gemm path, which reaches a
     // third of the memory bandwidth for one row (model/matvec.h).
     y = few_row_linear(x, weight, bias);
@@ -278,6 +305,10 @@ bool matmul_via_float32(torch::ScalarType dtype, const torch::Device& device) {
 }
 
 torch::Tensor precise_matmul(const torch::Tensor& a, const torch::Tensor& b) {
+  if (autocast_bf16_via_float32(a.device())) {
+    CpuAutocastOff off;
+    return torch::matmul(through_bf16(a), through_bf16(b)).to(torch::kBFloat16);
+  }
   if (matmul_via_float32(a.scalar_type(), a.device())) {
     return torch::matmul(a.to(torch::kFloat), b.to(torch::kFloat)).to(a.scalar_type());
   }
