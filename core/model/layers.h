@@ -166,7 +166,9 @@ torch::Tensor causal_mask(const torch::Tensor& attention_mask, std::int64_t batc
 // torch 2's kernels return.
 bool matmul_via_float32(torch::ScalarType dtype, const torch::Device& device);
 
-// torch::matmul, computing in float32 and rounding once where matmul_via_float32 says so.
+// torch::matmul, computing in float32 and rounding once where matmul_via_float32 says so. Under CPU autocast to
+// bfloat16 on such CPUs (training), it and Projection make autocast's bfloat16 casts themselves and multiply in
+// float32 with autocast off; the backward pass still runs under autocast (libtorch's bfloat16 loop).
 torch::Tensor precise_matmul(const torch::Tensor& a, const torch::Tensor& b);
 
 // softmax(q k^T * scale + mask) v with softmax in float32; q [B, H, L, D], k/v [B, H_kv, S, D] (GQA: H_kv divides
