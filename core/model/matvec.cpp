@@ -4,6 +4,8 @@
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
+#include <type_traits>
+
 #include "base/error.h"
 #include "model/simd.h"
 
@@ -86,18 +88,24 @@ VLM_AVX512 void columns_avx512(const Job& job, const W* w, std::int64_t n0, std:
   }
 }
 
+// Calls f(std::integral_constant<int, R>) with R = rows (1..8), so each row count gets its own unrolled kernel.
+template <typename F>
+void with_row_count(std::int64_t rows, F&& f) {
+  switch (rows) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 5: return f(std::integral_constant<int, 5>{});
+    case 6: return f(std::integral_constant<int, 6>{});
+    case 7: return f(std::integral_constant<int, 7>{});
+    default: return f(std::integral_constant<int, 8>{});
+  }
+}
+
 template <typename W>
 void columns_avx512_dispatch(const Job& job, const W* w, std::int64_t n0, std::int64_t n1) {
-  switch (job.rows) {
-    case 1: return columns_avx512<1>(job, w, n0, n1);
-    case 2: return columns_avx512<2>(job, w, n0, n1);
-    case 3: return columns_avx512<3>(job, w, n0, n1);
-    case 4: return columns_avx512<4>(job, w, n0, n1);
-    case 5: return columns_avx512<5>(job, w, n0, n1);
-    case 6: return columns_avx512<6>(job, w, n0, n1);
-    case 7: return columns_avx512<7>(job, w, n0, n1);
-    default: return columns_avx512<8>(job, w, n0, n1);
-  }
+  with_row_count(job.rows, [&](auto rows) { columns_avx512<decltype(rows)::value>(job, w, n0, n1); });
 }
 
 // The same on AVX2 + FMA: 8 lanes, the tail of K (below 16) in scalar code.
@@ -175,20 +183,14 @@ VLM_AVX2 void columns4_avx2(const Job& job, const W* w, std::int64_t n0, std::in
 
 template <typename W>
 void columns_avx2_dispatch(const Job& job, const W* w, std::int64_t n0, std::int64_t n1) {
-  switch (job.rows) {
-    case 1:
-      return job.K * static_cast<std::int64_t>(sizeof(W)) >= 2048 ? columns4_avx2<1>(job, w, n0, n1)
-                                                                  : columns_avx2<1>(job, w, n0, n1);
-    case 2:
-      return job.K * static_cast<std::int64_t>(sizeof(W)) >= 2048 ? columns4_avx2<2>(job, w, n0, n1)
-                                                                  : columns_avx2<2>(job, w, n0, n1);
-    case 3: return columns_avx2<3>(job, w, n0, n1);
-    case 4: return columns_avx2<4>(job, w, n0, n1);
-    case 5: return columns_avx2<5>(job, w, n0, n1);
-    case 6: return columns_avx2<6>(job, w, n0, n1);
-    case 7: return columns_avx2<7>(job, w, n0, n1);
-    default: return columns_avx2<8>(job, w, n0, n1);
-  }
+  const bool long_rows = job.K * static_cast<std::int64_t>(sizeof(W)) >= 2048;
+  with_row_count(job.rows, [&](auto rows) {
+    constexpr int R = decltype(rows)::value;
+    if constexpr (R <= 2) {
+      if (long_rows) return columns4_avx2<R>(job, w, n0, n1);
+    }
+    columns_avx2<R>(job, w, n0, n1);
+  });
 }
 #endif
 
@@ -216,8 +218,11 @@ bool kernel_takes(const torch::Tensor& x, const torch::Tensor& weight) {
 void run(const float* x, std::int64_t rows, const torch::Tensor& weight, const torch::Tensor& bias, void* y,
          bool y_float) {
   const auto dtype = weight.scalar_type();
-  torch::Tensor b;
-  if (bias.defined()) b = bias.to(torch::kCPU, dtype).contiguous();  // a no-op for a module's own bias
+  torch::Tensor b = bias;
+  // A module's own bias already fits; skip the dispatcher calls of a no-op to() on every decode projection.
+  if (b.defined() && (b.scalar_type() != dtype || !b.device().is_cpu() || !b.is_contiguous())) {
+    b = b.to(torch::kCPU, dtype).contiguous();
+  }
   const Job job{x, b.defined() ? b.data_ptr() : nullptr, y, rows, weight.size(1), weight.size(0), y_float};
   if (dtype == torch::kFloat) run_columns(job, weight.data_ptr<float>());
   else if (dtype == torch::kBFloat16) run_columns(job, weight.data_ptr<c10::BFloat16>());
