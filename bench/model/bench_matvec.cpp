@@ -3,13 +3,23 @@
 // torch::matmul(x, weight.t()), vlmrt's few-row kernel (model/matvec.h) for 1 and 8 rows, and 8-row linear for
 // scale. Prints one JSON line per shape; --shape KxN (repeatable) replaces the default decode shapes.
 //
-//   bench_matvec [--threads N] [--reps N] [--dtype float32|bfloat16|float16] [--shape KxN]...
+// --stream-mb M also times the kernel the way a decode step meets its weights: from memory, not from the cache.
+// It cycles through enough copies of the weight to fill M MB and reports the kernel's GB/s next to a plain read of
+// the same bytes on the same threads (the most any bandwidth-bound kernel can reach on this machine). --kernel-only
+// skips the libtorch calls (bfloat16 mv takes seconds per shape on CPUs without AVX-512).
+//
+//   bench_matvec [--threads N] [--reps N] [--dtype float32|bfloat16|float16] [--shape KxN]... [--stream-mb M]
+//                [--kernel-only]
 #include <torch/torch.h>
 
 #include "model/matvec.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -44,22 +54,66 @@ double time_if_supported(const std::function<torch::Tensor()>& f, long reps) {
   }
 }
 
+// Median seconds of one pass of `pass` over every copy, after one warm-up pass.
+double time_passes(const std::vector<torch::Tensor>& copies, const std::function<void(const torch::Tensor&)>& pass,
+                   long reps) {
+  for (const auto& w : copies) pass(w);
+  std::vector<double> t;
+  for (long i = 0; i < reps; ++i) {
+    const double t0 = now_ms();
+    for (const auto& w : copies) pass(w);
+    t.push_back((now_ms() - t0) / 1e3);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// Reads every byte of w on the intra-op threads (64-bit words, four independent sums) and returns their total, so
+// the loads cannot be dropped.
+std::uint64_t read_all(const torch::Tensor& w) {
+  const auto* words = static_cast<const std::uint64_t*>(w.data_ptr());
+  const std::int64_t count = w.numel() * w.element_size() / 8;
+  std::vector<std::uint64_t> partial(static_cast<std::size_t>(at::get_num_threads()) * 8, 0);
+  at::parallel_for(0, count, 4096, [&](std::int64_t b, std::int64_t e) {
+    std::uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    std::int64_t i = b;
+    for (; i + 4 <= e; i += 4) s0 += words[i], s1 += words[i + 1], s2 += words[i + 2], s3 += words[i + 3];
+    for (; i < e; ++i) s0 += words[i];
+    partial[static_cast<std::size_t>(at::get_thread_num()) * 8] += s0 + s1 + s2 + s3;
+  });
+  std::uint64_t total = 0;
+  for (auto v : partial) total += v;
+  return total;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  long threads = 2, reps = 200;
+  long threads = 2, reps = 200, stream_mb = 0;
+  bool kernel_only = false;
   std::string dtype_name = "float32";
   std::vector<std::pair<long, long>> shapes;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string arg = argv[i], value = argv[i + 1];
+  for (int i = 1; i < argc; i += 2) {
+    const std::string arg = argv[i];
+    if (arg == "--kernel-only") {
+      kernel_only = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "option %s needs a value\n", arg.c_str());
+      return 2;
+    }
+    const std::string value = argv[i + 1];
     if (arg == "--threads") threads = std::stol(value);
+    else if (arg == "--stream-mb") stream_mb = std::stol(value);
     else if (arg == "--reps") reps = std::stol(value);
     else if (arg == "--dtype") dtype_name = value;
     else if (arg == "--shape" && value.find('x') != std::string::npos)
       shapes.emplace_back(std::stol(value.substr(0, value.find('x'))), std::stol(value.substr(value.find('x') + 1)));
     else {
       std::fprintf(stderr, "unknown option %s\nusage: bench_matvec [--threads N] [--reps N] [--dtype float32|bfloat16|float16] "
-                   "[--shape KxN]...\n",
+                   "[--shape KxN]... [--stream-mb M] [--kernel-only]\n",
                    arg.c_str());
       return 2;
     }
@@ -75,26 +129,42 @@ int main(int argc, char** argv) {
     auto x = torch::randn({1, 1, k}).to(dtype);
     auto x1 = x.view({k});
     auto wt = w.t().contiguous();  // [K, N] copy: row-major x @ wt
-    const double linear = time_if_supported([&] { return torch::linear(x, w, b); }, reps);
-    const double mv = time_if_supported([&] { return torch::mv(w, x1).add_(b).view({1, 1, n}); }, reps);
-    const double addmv = time_if_supported([&] { return torch::addmv(b, w, x1).view({1, 1, n}); }, reps);
-    const double matmul_t = time_if_supported([&] { return torch::matmul(x, w.t()).add_(b); }, reps);
-    const double mm_wt = time_if_supported([&] { return torch::addmm(b, x.view({1, k}), wt).view({1, 1, n}); }, reps);
-    const double mv_wt = time_if_supported([&] { return torch::mv(wt.t(), x1).add_(b).view({1, 1, n}); }, reps);
     auto x8 = torch::randn({8, 1, k}).to(dtype);
-    const double linear8 = time_if_supported([&] { return torch::linear(x8, w, b); }, reps);
-    const double addmm8 = time_if_supported([&] { return torch::addmm(b, x8.view({8, k}), w.t()).view({8, 1, n}); }, reps);
+    // -1: skipped (--kernel-only), or no libtorch kernel for the dtype.
+    auto time_libtorch = [&](const std::function<torch::Tensor()>& f) { return kernel_only ? -1 : time_if_supported(f, reps); };
+    const double linear = time_libtorch([&] { return torch::linear(x, w, b); });
+    const double mv = time_libtorch([&] { return torch::mv(w, x1).add_(b).view({1, 1, n}); });
+    const double addmv = time_libtorch([&] { return torch::addmv(b, w, x1).view({1, 1, n}); });
+    const double matmul_t = time_libtorch([&] { return torch::matmul(x, w.t()).add_(b); });
+    const double mm_wt = time_libtorch([&] { return torch::addmm(b, x.view({1, k}), wt).view({1, 1, n}); });
+    const double mv_wt = time_libtorch([&] { return torch::mv(wt.t(), x1).add_(b).view({1, 1, n}); });
+    const double linear8 = time_libtorch([&] { return torch::linear(x8, w, b); });
+    const double addmm8 = time_libtorch([&] { return torch::addmm(b, x8.view({8, k}), w.t()).view({8, 1, n}); });
     const double kernel = time_call([&] { return vlm::few_row_linear(x, w, b); }, reps);
     // -1 where the kernel does not take 8 rows (bfloat16: at most 4, where oneDNN's gemm is as fast).
     const double kernel8 = vlm::few_row_linear_applies(x8, w) ? time_call([&] { return vlm::few_row_linear(x8, w, b); }, reps) : -1;
-    const double gbps = static_cast<double>(w.numel() * w.element_size()) / (kernel * 1e6);
+    const double weight_bytes = static_cast<double>(w.numel() * w.element_size());
+    const double gbps = weight_bytes / (kernel * 1e6);
+    double stream_gbps = -1, read_gbps = -1;
+    if (stream_mb > 0) {
+      const auto count = std::max<long>(2, static_cast<long>(std::ceil(stream_mb * 1e6 / weight_bytes)));
+      std::vector<torch::Tensor> copies;
+      for (long c = 0; c < count; ++c) copies.push_back(w.clone());
+      const long passes = std::max<long>(3, std::min<long>(reps, 20));
+      std::uint64_t sink = 0;
+      const double read_s = time_passes(copies, [&](const torch::Tensor& c) { sink += read_all(c); }, passes);
+      const double kernel_s = time_passes(copies, [&](const torch::Tensor& c) { vlm::few_row_linear(x, c, b); }, passes);
+      read_gbps = weight_bytes * static_cast<double>(count) / (read_s * 1e9);
+      stream_gbps = weight_bytes * static_cast<double>(count) / (kernel_s * 1e9);
+      if (sink == 42) std::fprintf(stderr, " ");  // keeps the reads
+    }
     std::printf(
         "{\"dtype\": \"%s\", \"threads\": %d, \"K\": %ld, \"N\": %ld, \"linear_ms\": %.4f, \"mv_ms\": %.4f, "
         "\"addmv_ms\": %.4f, \"matmul_wT_ms\": %.4f, \"addmm_Wt_contig_ms\": %.4f, \"mv_Wt_contig_ms\": %.4f, "
         "\"linear_B8_ms\": %.4f, \"addmm_B8_ms\": %.4f, \"few_row_ms\": %.4f, \"few_row_B8_ms\": %.4f, "
-        "\"few_row_weight_GBps\": %.1f}\n",
+        "\"few_row_weight_GBps\": %.1f, \"stream_mb\": %ld, \"few_row_stream_GBps\": %.1f, \"read_stream_GBps\": %.1f}\n",
         dtype_name.c_str(), torch::get_num_threads(), k, n, linear, mv, addmv, matmul_t, mm_wt, mv_wt, linear8,
-        addmm8, kernel, kernel8, gbps);
+        addmm8, kernel, kernel8, gbps, stream_mb, stream_gbps, read_gbps);
     std::fflush(stdout);
   }
   return 0;
