@@ -44,25 +44,24 @@ torch::Tensor through_bf16(const torch::Tensor& t) { return t.to(torch::kBFloat1
 
 }  // namespace
 
-torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y;
+torch::Tensor precise_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   if (autocast_bf16_via_float32(x.device())) {
     CpuAutocastOff off;
-    y = torch::linear(through_bf16(x), through_bf16(weight), bias.defined() ? through_bf16(bias) : torch::Tensor())
-            .to(torch::kBFloat16);
-  } else if (few_row_linear_applies(x, weight)) {
-    // A decode step (at most a few rows): a bandwidth-bound kernel instead of libtorch's gemm path, which reaches a
-    // third of the memory bandwidth for one row (model/matvec.h).
-    y = few_row_linear(x, weight, bias);
-  } else if (matmul_via_float32(x.scalar_type(), x.device())) {
-    // No float32-accumulating kernel in libtorch 1.13 for this dtype here (float16 on the CPU; bfloat16 without
-    // AVX-512): compute in float32 and round the result once.
-    y = torch::linear(x.to(torch::kFloat), weight.to(torch::kFloat),
-                      bias.defined() ? bias.to(torch::kFloat) : torch::Tensor())
-            .to(x.scalar_type());
-  } else {
-    y = torch::linear(x, weight, bias);
+    return torch::linear(through_bf16(x), through_bf16(weight), bias.defined() ? through_bf16(bias) : torch::Tensor())
+        .to(torch::kBFloat16);
   }
+  if (matmul_via_float32(x.scalar_type(), x.device())) {
+    return torch::linear(x.to(torch::kFloat), weight.to(torch::kFloat),
+                         bias.defined() ? bias.to(torch::kFloat) : torch::Tensor())
+        .to(x.scalar_type());
+  }
+  return torch::linear(x, weight, bias);
+}
+
+torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
+  // A decode step (at most a few rows, no autograd or autocast): a bandwidth-bound kernel instead of libtorch's gemm
+  // path, which reaches a third of the memory bandwidth for one row (model/matvec.h).
+  auto y = few_row_linear_applies(x, weight) ? few_row_linear(x, weight, bias) : precise_linear(x, weight, bias);
   // The sum is taken in the promoted type (float32 adapters on a bfloat16 base) and rounded once, as PEFT does.
   for (auto& adapter : adapters_) y = (y + adapter->delta(x, y)).to(y.scalar_type());
   return y;

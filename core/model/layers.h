@@ -166,10 +166,14 @@ torch::Tensor causal_mask(const torch::Tensor& attention_mask, std::int64_t batc
 // torch 2's kernels return.
 bool matmul_via_float32(torch::ScalarType dtype, const torch::Device& device);
 
-// torch::matmul, computing in float32 and rounding once where matmul_via_float32 says so. Under CPU autocast to
-// bfloat16 on such CPUs (training), it and Projection make autocast's bfloat16 casts themselves and multiply in
-// float32 with autocast off; the backward pass still runs under autocast (libtorch's bfloat16 loop).
+// torch::matmul and torch::linear, computing in float32 and rounding once where matmul_via_float32 says so. Under
+// CPU autocast to bfloat16 on such CPUs (training), they make autocast's bfloat16 casts themselves and multiply in
+// float32 with autocast off: autocast's result type (bfloat16) holding a float32-accumulated value, as oneDNN
+// returns. The autograd graph is then float32 matmuls between bfloat16 roundings, so a backward pass run outside the
+// autocast scope (the trainer's, as transformers') multiplies in float32 too and rounds each input gradient to
+// bfloat16 once, as a bfloat16 matmul's backward does.
 torch::Tensor precise_matmul(const torch::Tensor& a, const torch::Tensor& b);
+torch::Tensor precise_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {});
 
 // softmax(q k^T * scale + mask) v with softmax in float32; q [B, H, L, D], k/v [B, H_kv, S, D] (GQA: H_kv divides
 // H). Returns [B, L, H * D].

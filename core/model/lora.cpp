@@ -306,24 +306,24 @@ torch::Tensor LoraLinear::delta(const torch::Tensor& x_in, const torch::Tensor& 
   const bool drop = training && dropout > 0;
   if (!magnitude.defined()) {
     auto h = drop ? torch::dropout(x, dropout, /*train=*/true) : x;
-    return torch::linear(torch::linear(h, lora_A), lora_B, lora_B_bias) * scaling;
+    return precise_linear(precise_linear(h, lora_A), lora_B, lora_B_bias) * scaling;
   }
   // DoRA, as PEFT's DoraLinearLayer.forward.
   torch::Tensor base_result;
   auto weight = base->weight.to(x.scalar_type());
   if (drop) {
     x = torch::dropout(x, dropout, /*train=*/true);
-    base_result = torch::linear(x, weight);
+    base_result = precise_linear(x, weight);
   } else {
     base_result = base->bias.defined() ? y - base->bias : y;
   }
   auto eye = torch::eye(lora_A.size(1), lora_A.options());
-  auto lora_weight = torch::linear(torch::linear(eye, lora_A), lora_B, lora_B_bias).t();
+  auto lora_weight = precise_linear(precise_linear(eye, lora_A), lora_B, lora_B_bias).t();
   auto weight_norm = torch::linalg_norm(weight + scaling * lora_weight.detach(), c10::nullopt, {1}, false, c10::nullopt)
                          .to(weight.scalar_type())
                          .detach();
   auto mag_norm_scale = (magnitude / weight_norm).view({1, -1});
-  auto lora_result = torch::linear(torch::linear(x, lora_A), lora_B, lora_B_bias);
+  auto lora_result = precise_linear(precise_linear(x, lora_A), lora_B, lora_B_bias);
   return (mag_norm_scale - 1) * base_result + mag_norm_scale * lora_result * scaling;
 }
 

@@ -1,5 +1,6 @@
 // Building blocks on hand-checked values: M-RoPE positions, the Qwen2.5-VL window index, masks, the KV cache,
 // norms, activations and the projection choke point.
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -172,4 +173,66 @@ TEST_CASE("Projection: linear, module paths for adapters, adapter hook") {
   CHECK(torch::equal(p(x), torch::tensor({{3.5f, 8.f}})));
   p->clear_adapters();
   CHECK(torch::equal(p(x), torch::tensor({{2.5f, 7.f}})));
+}
+
+namespace {
+// CPU autocast to `dtype` for one scope, as the trainer's micro-batch forward.
+struct CpuAutocast {
+  explicit CpuAutocast(torch::ScalarType dtype)
+      : was_enabled(at::autocast::is_cpu_enabled()), was_dtype(at::autocast::get_autocast_cpu_dtype()) {
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  }
+  ~CpuAutocast() {
+    at::autocast::clear_cache();
+    at::autocast::set_cpu_enabled(was_enabled);
+    at::autocast::set_autocast_cpu_dtype(was_dtype);
+  }
+  bool was_enabled;
+  torch::ScalarType was_dtype;
+};
+
+torch::Tensor bf16_values(const torch::Tensor& t) { return t.to(torch::kBFloat16).to(torch::kFloat); }
+
+// |a - b| within one bfloat16 rounding step of b (oneDNN may sum in another order before rounding), and most
+// elements equal.
+void check_bf16_close(const torch::Tensor& a, const torch::Tensor& b) {
+  REQUIRE(a.sizes() == b.sizes());
+  auto af = a.to(torch::kFloat), bf = b.to(torch::kFloat);
+  auto step = bf.abs() * std::ldexp(1.0, -7) + 1e-30;
+  CHECK(((af - bf).abs() <= step).all().item<bool>());
+  CHECK((af == bf).to(torch::kFloat).mean().item<double>() >= 0.9);
+}
+}  // namespace
+
+TEST_CASE("precise_linear under CPU autocast to bfloat16: float32-accumulated forward and backward, rounded once") {
+  torch::manual_seed(3);
+  auto x = torch::randn({5, 37}).requires_grad_(true);
+  auto w = torch::randn({11, 37}).requires_grad_(true);
+  auto b = torch::randn({11});
+  auto upstream = torch::randn({5, 11}).to(torch::kBFloat16);
+  torch::Tensor y;
+  {
+    CpuAutocast autocast(torch::kBFloat16);
+    y = precise_linear(x, w, b);
+  }
+  // Autocast's result type, a value summed in float32 from the bfloat16-rounded operands and rounded once.
+  CHECK((y.scalar_type() == torch::kBFloat16));
+  auto expected = torch::linear(bf16_values(x.detach()), bf16_values(w.detach()), bf16_values(b)).to(torch::kBFloat16);
+  check_bf16_close(y, expected);
+  // The backward pass outside the autocast scope, as the trainer runs it: each gradient is a float32 product of the
+  // bfloat16 values, rounded to bfloat16 once (a bfloat16 matmul's backward), in the parameter's own dtype.
+  y.backward(upstream);
+  REQUIRE(x.grad().defined());
+  CHECK((x.grad().scalar_type() == torch::kFloat));
+  check_bf16_close(x.grad(), bf16_values(torch::matmul(upstream.to(torch::kFloat), bf16_values(w.detach()))));
+  check_bf16_close(w.grad(), bf16_values(torch::matmul(upstream.to(torch::kFloat).t(), bf16_values(x.detach()))));
+
+  // Without autocast, bfloat16 operands give the same rounding of a float32-accumulated product.
+  auto xb = x.detach().to(torch::kBFloat16), wb = w.detach().to(torch::kBFloat16);
+  auto plain = precise_linear(xb, wb);
+  CHECK((plain.scalar_type() == torch::kBFloat16));
+  check_bf16_close(plain, torch::linear(bf16_values(xb), bf16_values(wb)).to(torch::kBFloat16));
+  // Float32 operands outside autocast are torch::linear itself.
+  CHECK(torch::equal(precise_linear(x.detach(), w.detach(), b), torch::linear(x.detach(), w.detach(), b)));
 }
