@@ -121,7 +121,8 @@ int main(int argc, char** argv) {
     const double linear8 = time_libtorch([&] { return torch::linear(x8, w, b); });
     const double addmm8 = time_libtorch([&] { return torch::addmm(b, x8.view({8, k}), w.t()).view({8, 1, n}); });
     const double kernel = time_call([&] { return vlm::few_row_linear(x, w, b); }, reps);
-    // -1 where the kernel does not take 8 rows (bfloat16: at most 4, where oneDNN's gemm is as fast).
+    // -1 where the kernel does not take 8 rows (bfloat16 on CPUs with oneDNN bfloat16 support: at most 4, where its
+    // gemm is as fast).
     const double kernel8 = vlm::few_row_linear_applies(x8, w) ? time_call([&] { return vlm::few_row_linear(x8, w, b); }, reps) : -1;
     const double weight_bytes = static_cast<double>(w.numel() * w.element_size());
     const double gbps = weight_bytes / (kernel * 1e6);
