@@ -42,20 +42,27 @@ struct CpuAutocastOff {
 // t's values as autocast would pass them (rounded to bfloat16), in float32.
 torch::Tensor through_bf16(const torch::Tensor& t) { return t.to(torch::kBFloat16).to(torch::kFloat); }
 
+// `product(operand)` with each operand passed through `operand`, rounded as precise_matmul / precise_linear promise
+// (layers.h): float32 values of autocast's bfloat16 casts with autocast off, float32 values where libtorch has no
+// float32-accumulating kernel for x's dtype, or the operands as they are.
+template <typename Product>
+torch::Tensor float32_accumulated(const torch::Tensor& x, Product product) {
+  if (autocast_bf16_via_float32(x.device())) {
+    CpuAutocastOff off;
+    return product(through_bf16).to(torch::kBFloat16);
+  }
+  if (matmul_via_float32(x.scalar_type(), x.device())) {
+    return product([](const torch::Tensor& t) { return t.to(torch::kFloat); }).to(x.scalar_type());
+  }
+  return product([](const torch::Tensor& t) { return t; });
+}
+
 }  // namespace
 
 torch::Tensor precise_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  if (autocast_bf16_via_float32(x.device())) {
-    CpuAutocastOff off;
-    return torch::linear(through_bf16(x), through_bf16(weight), bias.defined() ? through_bf16(bias) : torch::Tensor())
-        .to(torch::kBFloat16);
-  }
-  if (matmul_via_float32(x.scalar_type(), x.device())) {
-    return torch::linear(x.to(torch::kFloat), weight.to(torch::kFloat),
-                         bias.defined() ? bias.to(torch::kFloat) : torch::Tensor())
-        .to(x.scalar_type());
-  }
-  return torch::linear(x, weight, bias);
+  return float32_accumulated(x, [&](auto operand) {
+    return torch::linear(operand(x), operand(weight), bias.defined() ? operand(bias) : torch::Tensor());
+  });
 }
 
 torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
@@ -304,14 +311,7 @@ bool matmul_via_float32(torch::ScalarType dtype, const torch::Device& device) {
 }
 
 torch::Tensor precise_matmul(const torch::Tensor& a, const torch::Tensor& b) {
-  if (autocast_bf16_via_float32(a.device())) {
-    CpuAutocastOff off;
-    return torch::matmul(through_bf16(a), through_bf16(b)).to(torch::kBFloat16);
-  }
-  if (matmul_via_float32(a.scalar_type(), a.device())) {
-    return torch::matmul(a.to(torch::kFloat), b.to(torch::kFloat)).to(a.scalar_type());
-  }
-  return torch::matmul(a, b);
+  return float32_accumulated(a, [&](auto operand) { return torch::matmul(operand(a), operand(b)); });
 }
 
 namespace {
