@@ -28,9 +28,10 @@ namespace {
 // inputs to bfloat16 and hand them to the scalar loop. The callers make the same casts themselves and multiply in
 // float32 with autocast off, rounding the product once to bfloat16: autocast's result types, a float32-accumulated
 // value.
-bool autocast_bf16_via_float32(const torch::Device& device) {
+bool autocast_bf16_via_float32(const torch::Device& device, std::int64_t multiply_adds) {
   return device.is_cpu() && at::autocast::is_cpu_enabled() &&
-         at::autocast::get_autocast_cpu_dtype() == torch::kBFloat16 && matmul_via_float32(torch::kBFloat16, device);
+         at::autocast::get_autocast_cpu_dtype() == torch::kBFloat16 &&
+         matmul_via_float32(torch::kBFloat16, device, multiply_adds);
 }
 
 struct CpuAutocastOff {
@@ -42,16 +43,16 @@ struct CpuAutocastOff {
 // t's values as autocast would pass them (rounded to bfloat16), in float32.
 torch::Tensor through_bf16(const torch::Tensor& t) { return t.to(torch::kBFloat16).to(torch::kFloat); }
 
-// `product(operand)` with each operand passed through `operand`, rounded as precise_matmul / precise_linear promise
-// (layers.h): float32 values of autocast's bfloat16 casts with autocast off, float32 values where libtorch has no
-// float32-accumulating kernel for x's dtype, or the operands as they are.
+// `product(operand)` (`multiply_adds` of them) with each operand passed through `operand`, rounded as
+// precise_matmul / precise_linear promise (layers.h): float32 values of autocast's bfloat16 casts with autocast off,
+// float32 values where libtorch has no float32-accumulating kernel for the product, or the operands as they are.
 template <typename Product>
-torch::Tensor float32_accumulated(const torch::Tensor& x, Product product) {
-  if (autocast_bf16_via_float32(x.device())) {
+torch::Tensor float32_accumulated(const torch::Tensor& x, std::int64_t multiply_adds, Product product) {
+  if (autocast_bf16_via_float32(x.device(), multiply_adds)) {
     CpuAutocastOff off;
     return product(through_bf16).to(torch::kBFloat16);
   }
-  if (matmul_via_float32(x.scalar_type(), x.device())) {
+  if (matmul_via_float32(x.scalar_type(), x.device(), multiply_adds)) {
     return product([](const torch::Tensor& t) { return t.to(torch::kFloat); }).to(x.scalar_type());
   }
   return product([](const torch::Tensor& t) { return t; });
@@ -60,7 +61,7 @@ torch::Tensor float32_accumulated(const torch::Tensor& x, Product product) {
 }  // namespace
 
 torch::Tensor precise_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  return float32_accumulated(x, [&](auto operand) {
+  return float32_accumulated(x, x.numel() * weight.size(0), [&](auto operand) {
     return torch::linear(operand(x), operand(weight), bias.defined() ? operand(bias) : torch::Tensor());
   });
 }
@@ -303,15 +304,33 @@ torch::Tensor causal_mask(const torch::Tensor& attention_mask, std::int64_t batc
   return mask.masked_fill(allowed.unsqueeze(1).logical_not(), lowest_of(dtype));
 }
 
-bool matmul_via_float32(torch::ScalarType dtype, const torch::Device& device) {
+bool matmul_via_float32(torch::ScalarType dtype, const torch::Device& device, std::int64_t multiply_adds) {
   if (!device.is_cpu()) return false;
   if (dtype == torch::kHalf) return true;
   if (dtype != torch::kBFloat16) return false;
-  return !simd::cpu_has_onednn_bf16();
+  // libtorch's threshold (mkldnn_bf16_gemm, checksize): oneDNN only for more than 16 * 16 * 16 multiply-adds.
+  constexpr std::int64_t onednn_min_multiply_adds = 16 * 16 * 16;
+  return !simd::cpu_has_onednn_bf16() || multiply_adds <= onednn_min_multiply_adds;
 }
 
+namespace {
+// batch x m x n x k of torch::matmul(a, b), or fewer where the batch dimensions broadcast (never more, so a product
+// libtorch would give its scalar loop is never taken for a oneDNN one).
+std::int64_t matmul_multiply_adds(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.dim() == 0 || b.dim() == 0) return 0;
+  const std::int64_t k = a.size(-1);
+  const std::int64_t m = a.dim() >= 2 ? a.size(-2) : 1;
+  const std::int64_t n = b.dim() >= 2 ? b.size(-1) : 1;
+  const std::int64_t a_batch = m * k == 0 ? 0 : a.numel() / (m * k);
+  const std::int64_t b_batch = n * k == 0 ? 0 : b.numel() / (n * k);
+  return std::max(a_batch, b_batch) * m * n * k;
+}
+}  // namespace
+
 torch::Tensor precise_matmul(const torch::Tensor& a, const torch::Tensor& b) {
-  return float32_accumulated(a, [&](auto operand) { return torch::matmul(operand(a), operand(b)); });
+  return float32_accumulated(a, matmul_multiply_adds(a, b), [&](auto operand) {
+    return torch::matmul(operand(a), operand(b));
+  });
 }
 
 namespace {

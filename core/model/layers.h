@@ -159,12 +159,14 @@ class KVCache {
 torch::Tensor causal_mask(const torch::Tensor& attention_mask, std::int64_t batch, std::int64_t query_len,
                           std::int64_t past, torch::ScalarType dtype, torch::Device device);
 
-// True where libtorch 1.13 has no float32-accumulating matmul of its own for `dtype` on `device`: float16 on the
-// CPU (no kernel at all), and bfloat16 on CPUs without AVX-512 BW/VL/DQ, where libtorch skips oneDNN for a scalar
-// loop that rounds its running sums to bfloat16 (and is some 37x slower than float32 OpenBLAS for a 300 x 896 x 4864
-// product on a 2-core AVX2 EPYC). Matmuls of such tensors compute in float32 and round once: what oneDNN and
-// torch 2's kernels return.
-bool matmul_via_float32(torch::ScalarType dtype, const torch::Device& device);
+// True where libtorch 1.13 has no float32-accumulating matmul of its own for a product of `dtype` tensors on `device`
+// with `multiply_adds` = batch x m x n x k: float16 on the CPU (no kernel at all), and bfloat16 on the CPU unless
+// oneDNN takes it. libtorch hands a bfloat16 product to oneDNN only on CPUs with AVX-512 BW/VL/DQ and only above
+// 16 x 16 x 16 multiply-adds (matmul, bmm, linear and their backward alike); otherwise a scalar loop rounds its
+// running sums to bfloat16 (off by up to hundreds of bfloat16 steps on a 16 x 16 x 16 product, and some 37x slower
+// than float32 OpenBLAS for a 300 x 896 x 4864 one on a 2-core AVX2 EPYC). Matmuls of such products compute in
+// float32 and round once: what oneDNN and torch 2's kernels return.
+bool matmul_via_float32(torch::ScalarType dtype, const torch::Device& device, std::int64_t multiply_adds);
 
 // torch::matmul and torch::linear, computing in float32 and rounding once where matmul_via_float32 says so. Under
 // CPU autocast to bfloat16 on such CPUs (training), they make autocast's bfloat16 casts themselves and multiply in

@@ -3,7 +3,9 @@
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
+#include <array>
 #include <cmath>
+#include <vector>
 
 #include "model/layers.h"
 #include "model/qwen2_vl.h"
@@ -206,33 +208,63 @@ void check_bf16_close(const torch::Tensor& a, const torch::Tensor& b) {
 }  // namespace
 
 TEST_CASE("precise_linear under CPU autocast to bfloat16: float32-accumulated forward and backward, rounded once") {
-  torch::manual_seed(3);
-  auto x = torch::randn({5, 37}).requires_grad_(true);
-  auto w = torch::randn({11, 37}).requires_grad_(true);
-  auto b = torch::randn({11});
-  auto upstream = torch::randn({5, 11}).to(torch::kBFloat16);
-  torch::Tensor y;
-  {
-    CpuAutocast autocast(torch::kBFloat16);
-    y = precise_linear(x, w, b);
-  }
-  // Autocast's result type, a value summed in float32 from the bfloat16-rounded operands and rounded once.
-  CHECK((y.scalar_type() == torch::kBFloat16));
-  auto expected = torch::linear(bf16_values(x.detach()), bf16_values(w.detach()), bf16_values(b)).to(torch::kBFloat16);
-  check_bf16_close(y, expected);
-  // The backward pass outside the autocast scope, as the trainer runs it: each gradient is a float32 product of the
-  // bfloat16 values, rounded to bfloat16 once (a bfloat16 matmul's backward), in the parameter's own dtype.
-  y.backward(upstream);
-  REQUIRE(x.grad().defined());
-  CHECK((x.grad().scalar_type() == torch::kFloat));
-  check_bf16_close(x.grad(), bf16_values(torch::matmul(upstream.to(torch::kFloat), bf16_values(w.detach()))));
-  check_bf16_close(w.grad(), bf16_values(torch::matmul(upstream.to(torch::kFloat).t(), bf16_values(x.detach()))));
+  // 5 x 11 x 37 multiply-adds is below libtorch's oneDNN threshold (its scalar loop would round running sums);
+  // 24 x 40 x 64 is above it (oneDNN where the CPU has it).
+  for (auto [rows, out, in] : {std::array<std::int64_t, 3>{5, 11, 37}, std::array<std::int64_t, 3>{24, 40, 64}}) {
+    CAPTURE(rows * out * in);
+    torch::manual_seed(3);
+    auto x = torch::randn({rows, in}).requires_grad_(true);
+    auto w = torch::randn({out, in}).requires_grad_(true);
+    auto b = torch::randn({out});
+    auto upstream = torch::randn({rows, out}).to(torch::kBFloat16);
+    torch::Tensor y;
+    {
+      CpuAutocast autocast(torch::kBFloat16);
+      y = precise_linear(x, w, b);
+    }
+    // Autocast's result type, a value summed in float32 from the bfloat16-rounded operands and rounded once.
+    CHECK((y.scalar_type() == torch::kBFloat16));
+    auto expected =
+        torch::linear(bf16_values(x.detach()), bf16_values(w.detach()), bf16_values(b)).to(torch::kBFloat16);
+    check_bf16_close(y, expected);
+    // The backward pass outside the autocast scope, as the trainer runs it: each gradient is a float32 product of
+    // the bfloat16 values, rounded to bfloat16 once (a bfloat16 matmul's backward), in the parameter's own dtype.
+    y.backward(upstream);
+    REQUIRE(x.grad().defined());
+    CHECK((x.grad().scalar_type() == torch::kFloat));
+    check_bf16_close(x.grad(), bf16_values(torch::matmul(upstream.to(torch::kFloat), bf16_values(w.detach()))));
+    check_bf16_close(w.grad(), bf16_values(torch::matmul(upstream.to(torch::kFloat).t(), bf16_values(x.detach()))));
 
-  // Without autocast, bfloat16 operands give the same rounding of a float32-accumulated product.
-  auto xb = x.detach().to(torch::kBFloat16), wb = w.detach().to(torch::kBFloat16);
-  auto plain = precise_linear(xb, wb);
-  CHECK((plain.scalar_type() == torch::kBFloat16));
-  check_bf16_close(plain, torch::linear(bf16_values(xb), bf16_values(wb)).to(torch::kBFloat16));
-  // Float32 operands outside autocast are torch::linear itself.
-  CHECK(torch::equal(precise_linear(x.detach(), w.detach(), b), torch::linear(x.detach(), w.detach(), b)));
+    // Without autocast, bfloat16 operands give the same rounding of a float32-accumulated product.
+    auto xb = x.detach().to(torch::kBFloat16), wb = w.detach().to(torch::kBFloat16);
+    auto plain = precise_linear(xb, wb);
+    CHECK((plain.scalar_type() == torch::kBFloat16));
+    check_bf16_close(plain, torch::linear(bf16_values(xb), bf16_values(wb)).to(torch::kBFloat16));
+    // Float32 operands outside autocast are torch::linear itself.
+    CHECK(torch::equal(precise_linear(x.detach(), w.detach(), b), torch::linear(x.detach(), w.detach(), b)));
+  }
+}
+
+TEST_CASE("precise_matmul rounds bfloat16 and float16 products once, batched and broadcast, small and large") {
+  // Attention-shaped products on both sides of libtorch's oneDNN threshold (16 x 16 x 16 multiply-adds in all):
+  // one query against a few keys, and against many.
+  const std::vector<std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>>> shapes = {
+      {{4, 1, 32}, {4, 32, 9}},          // 1152: below
+      {{1, 2, 1, 32}, {1, 2, 32, 64}},   // 4096: below (the threshold itself)
+      {{1, 2, 1, 32}, {1, 2, 32, 65}},   // 4160: above
+      {{2, 3, 5, 16}, {16, 40}},         // broadcast b: 9600
+      {{3, 40}, {40, 34}},               // 4080: below
+      {{2, 14, 3, 64}, {2, 14, 64, 30}}, // 161280: above
+  };
+  for (auto dtype : {torch::kBFloat16, torch::kHalf}) {
+    for (const auto& [a_shape, b_shape] : shapes) {
+      CAPTURE(c10::str(a_shape, " x ", b_shape, " ", dtype));
+      torch::manual_seed(11);
+      auto a = torch::randn(a_shape).to(dtype), b = torch::randn(b_shape).to(dtype);
+      auto got = precise_matmul(a, b);
+      CHECK((got.scalar_type() == dtype));
+      auto once = torch::matmul(a.to(torch::kFloat), b.to(torch::kFloat)).to(dtype);
+      check_bf16_close(got, once);
+    }
+  }
 }
