@@ -7,9 +7,11 @@
 // (a model's weights are far larger than the last-level cache). It cycles through enough copies of the weight to
 // fill M MB and reports the kernel's GB/s over them; bytes per token / that rate bounds a decode step from below.
 // --kernel-only skips the libtorch calls (bfloat16 mv takes seconds per shape on CPUs without AVX-512).
+// --isa caps the kernel's instruction set (portable, avx2, avx512, avx512_bf16; default: the best the CPU has),
+// to compare the paths on one machine; each line says which one ran.
 //
 //   bench_matvec [--threads N] [--reps N] [--dtype float32|bfloat16|float16] [--shape KxN]... [--stream-mb M]
-//                [--kernel-only]
+//                [--kernel-only] [--isa NAME]
 #include <torch/torch.h>
 
 #include "model/matvec.h"
@@ -89,11 +91,12 @@ int main(int argc, char** argv) {
     else if (arg == "--stream-mb") stream_mb = std::stol(value);
     else if (arg == "--reps") reps = std::stol(value);
     else if (arg == "--dtype") dtype_name = value;
+    else if (arg == "--isa" && vlm::kernel_isa_named(value)) vlm::limit_kernel_isa(*vlm::kernel_isa_named(value));
     else if (arg == "--shape" && value.find('x') != std::string::npos)
       shapes.emplace_back(std::stol(value.substr(0, value.find('x'))), std::stol(value.substr(value.find('x') + 1)));
     else {
       std::fprintf(stderr, "unknown option %s\nusage: bench_matvec [--threads N] [--reps N] [--dtype float32|bfloat16|float16] "
-                   "[--shape KxN]... [--stream-mb M] [--kernel-only]\n",
+                   "[--shape KxN]... [--stream-mb M] [--kernel-only] [--isa portable|avx2|avx512|avx512_bf16]\n",
                    arg.c_str());
       return 2;
     }
@@ -136,11 +139,11 @@ int main(int argc, char** argv) {
       stream_gbps = weight_bytes * static_cast<double>(count) / (kernel_s * 1e9);
     }
     std::printf(
-        "{\"dtype\": \"%s\", \"threads\": %d, \"K\": %ld, \"N\": %ld, \"linear_ms\": %.4f, \"mv_ms\": %.4f, "
+        "{\"dtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"K\": %ld, \"N\": %ld, \"linear_ms\": %.4f, \"mv_ms\": %.4f, "
         "\"addmv_ms\": %.4f, \"matmul_wT_ms\": %.4f, \"addmm_Wt_contig_ms\": %.4f, \"mv_Wt_contig_ms\": %.4f, "
         "\"linear_B8_ms\": %.4f, \"addmm_B8_ms\": %.4f, \"few_row_ms\": %.4f, \"few_row_B8_ms\": %.4f, "
         "\"few_row_weight_GBps\": %.1f, \"stream_mb\": %ld, \"few_row_stream_GBps\": %.1f}\n",
-        dtype_name.c_str(), torch::get_num_threads(), k, n, linear, mv, addmv, matmul_t, mm_wt, mv_wt, linear8,
+        dtype_name.c_str(), vlm::kernel_isa_name(vlm::kernel_isa()), torch::get_num_threads(), k, n, linear, mv, addmv, matmul_t, mm_wt, mv_wt, linear8,
         addmm8, kernel, kernel8, gbps, stream_mb, stream_gbps);
     std::fflush(stdout);
   }

@@ -7,7 +7,10 @@
 // the same prompt with its own image, and reports time to first token, decode tokens/s and the peak RSS.
 //
 //   bench_model --model DIR [--prompt N] [--grid-h N] [--grid-w N] [--steps N] [--iters N] [--threads N]
-//               [--dtype float32|bfloat16] [--generate N] [--batch B]
+//               [--dtype float32|bfloat16] [--generate N] [--batch B] [--isa NAME]
+//
+// --isa caps the decode kernels' instruction set (portable, avx2, avx512, avx512_bf16; default: the best the CPU
+// has); the JSON line says which one ran.
 //
 // Prints one JSON line.
 #include <torch/torch.h>
@@ -23,6 +26,7 @@
 #include "base/error.h"
 #include "generate/generate.h"
 #include "model/layers.h"
+#include "model/matvec.h"
 #include "model/registry.h"
 
 namespace {
@@ -95,6 +99,7 @@ int main(int argc, char** argv) {
     else if (arg == "--threads") threads = std::stol(value);
     else if (arg == "--generate") generate = std::stol(value);
     else if (arg == "--batch") batch = std::stol(value);
+    else if (arg == "--isa" && vlm::kernel_isa_named(value)) vlm::limit_kernel_isa(*vlm::kernel_isa_named(value));
     else usage("unknown option " + arg);
   }
   if (model_dir.empty()) usage("--model is required");
@@ -140,10 +145,11 @@ int main(int argc, char** argv) {
         rate.push_back(batch * (generate - 1) / decode_s);
       }
       std::printf(
-          "{\"family\": \"%s\", \"dtype\": \"%s\", \"threads\": %d, \"batch\": %ld, \"prompt\": %ld, "
+          "{\"family\": \"%s\", \"dtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"batch\": %ld, \"prompt\": %ld, "
           "\"image_tokens\": %ld, \"new_tokens\": %ld, \"load_ms\": %.2f, \"ttft_ms_median\": %.3f, "
           "\"decode_tokens_per_s_median\": %.3f, \"peak_rss_mb\": %.1f}\n",
-          info.family.c_str(), dtype_name.c_str(), torch::get_num_threads(), batch, prompt, image_tokens, generate,
+          info.family.c_str(), dtype_name.c_str(), vlm::kernel_isa_name(vlm::kernel_isa()), torch::get_num_threads(),
+          batch, prompt, image_tokens, generate,
           load_ms, median(ttft_ms), median(rate), peak_rss_mb());
       return 0;
     }
@@ -183,10 +189,11 @@ int main(int argc, char** argv) {
     const double concat_ms = now_ms() - t0;
 
     std::printf(
-        "{\"family\": \"%s\", \"dtype\": \"%s\", \"threads\": %d, \"prompt\": %ld, \"image_tokens\": %ld, "
+        "{\"family\": \"%s\", \"dtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"prompt\": %ld, \"image_tokens\": %ld, "
         "\"load_ms\": %.2f, \"prefill_ms_median\": %.3f, \"prefill_ms_min\": %.3f, \"decode_step_ms_median\": %.3f, "
         "\"decode_steps\": %zu, \"kv_append_512_buffer_ms\": %.3f, \"kv_append_512_concat_ms\": %.3f}\n",
-        info.family.c_str(), dtype_name.c_str(), torch::get_num_threads(), prompt, image_tokens, load_ms,
+        info.family.c_str(), dtype_name.c_str(), vlm::kernel_isa_name(vlm::kernel_isa()), torch::get_num_threads(),
+        prompt, image_tokens, load_ms,
         median(prefill_ms), *std::min_element(prefill_ms.begin(), prefill_ms.end()), median(step_ms), step_ms.size(),
         buffer_ms, concat_ms);
   } catch (const vlm::Error& e) {

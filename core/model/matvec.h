@@ -8,16 +8,21 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
 
 namespace vlm {
 
 // The instruction sets of the CPU decode kernels (this file's and the fused decode step's). They use the best one
 // the CPU has; limit_kernel_isa lowers that (tests and benchmarks run every path on one machine) and returns the
 // one now in use.
-enum class KernelIsa { portable = 0, avx2 = 1, avx512 = 2 };
+// avx512_bf16 differs from avx512 only in the few-row kernel's bfloat16 path (dot products of bfloat16 pairs).
+enum class KernelIsa { portable = 0, avx2 = 1, avx512 = 2, avx512_bf16 = 3 };
 KernelIsa limit_kernel_isa(KernelIsa most);
 KernelIsa kernel_isa();
 const char* kernel_isa_name(KernelIsa isa);
+// The instruction set kernel_isa_name gives `name`, or nothing for another name (benchmarks' --isa).
+std::optional<KernelIsa> kernel_isa_named(std::string_view name);
 
 // The most rows of x the kernel takes for a weight dtype: beyond that libtorch's gemm is as fast (measured with
 // bench_matvec: float32 up to 8 rows, bfloat16 (oneDNN) up to 4; float16 has no CPU gemm in libtorch at all, nor

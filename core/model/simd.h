@@ -15,9 +15,9 @@
 
 namespace vlm::simd {
 
-// The most capable instruction set the kernels may use (KernelIsa in matvec.h: 0 portable, 1 AVX2, 2 AVX-512);
-// lowered by tests to run every path on one machine.
-inline std::atomic<int> isa_limit{2};
+// The most capable instruction set the kernels may use (KernelIsa in matvec.h: 0 portable, 1 AVX2, 2 AVX-512,
+// 3 AVX-512 with BF16 dot products); lowered by tests to run every path on one machine.
+inline std::atomic<int> isa_limit{3};
 
 inline float widen(float v) { return v; }
 inline float widen(c10::BFloat16 v) { return static_cast<float>(v); }
@@ -41,6 +41,15 @@ inline bool cpu_has_avx512() {
   static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vl");
   return has && isa_limit.load(std::memory_order_relaxed) >= 2;
+}
+
+// AVX-512 BF16 (Intel Cooper Lake and Sapphire Rapids on, AMD Zen 4 on): vdpbf16ps multiplies bfloat16 pairs
+// exactly and adds them to float32 lanes, rounding each addition to nearest even (denormals flushed to zero).
+#define VLM_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+inline bool cpu_has_avx512_bf16() {
+  static const bool has = __builtin_cpu_supports("avx512bf16");
+  return has && cpu_has_avx512() && isa_limit.load(std::memory_order_relaxed) >= 3;
 }
 
 // Lanes of p selected by mask, widened to float32 (the others zero).
@@ -95,6 +104,7 @@ inline bool cpu_has_onednn_bf16() {
 #else
 inline bool cpu_has_onednn_bf16() { return false; }
 inline bool cpu_has_avx512() { return false; }
+inline bool cpu_has_avx512_bf16() { return false; }
 inline bool cpu_has_avx2_fma() { return false; }
 #endif
 

@@ -173,9 +173,9 @@ TEST_CASE("fused decode step equals the op-by-op layers in float32, bfloat16 and
   }
 }
 
-TEST_CASE("fused decode step on every instruction set the CPU has (portable, AVX2, AVX-512)") {
+TEST_CASE("fused decode step on every instruction set the CPU has (portable, AVX2, AVX-512, AVX-512 BF16)") {
   const auto best = kernel_isa();
-  for (auto isa : {KernelIsa::portable, KernelIsa::avx2, KernelIsa::avx512}) {
+  for (auto isa : {KernelIsa::portable, KernelIsa::avx2, KernelIsa::avx512, KernelIsa::avx512_bf16}) {
     if (static_cast<int>(isa) > static_cast<int>(best)) continue;
     CHECK(limit_kernel_isa(isa) == isa);
     for (auto dtype : {torch::kFloat, torch::kBFloat16, torch::kHalf}) {

@@ -1,7 +1,7 @@
 // The few-row decode kernel (model/matvec.h) against a float64 reference: every row count it takes, K with and
 // without a 16- and 32-element tail (and long enough for the four-column path), with and without bias, float32 /
-// bfloat16 / float16 weights, on every instruction set the CPU has (portable, AVX2, AVX-512); and when Projection
-// routes to it.
+// bfloat16 / float16 weights, on every instruction set the CPU has (portable, AVX2, AVX-512, AVX-512 BF16); and
+// when Projection routes to it.
 #include <torch/torch.h>
 
 #include <vector>
@@ -40,7 +40,7 @@ torch::Tensor half_ulp(const torch::Tensor& v, torch::ScalarType dtype) {
 std::vector<KernelIsa> isas_here() {
   const auto best = kernel_isa();
   std::vector<KernelIsa> isas;
-  for (auto isa : {KernelIsa::portable, KernelIsa::avx2, KernelIsa::avx512}) {
+  for (auto isa : {KernelIsa::portable, KernelIsa::avx2, KernelIsa::avx512, KernelIsa::avx512_bf16}) {
     if (static_cast<int>(isa) <= static_cast<int>(best)) isas.push_back(isa);
   }
   return isas;
@@ -49,7 +49,7 @@ std::vector<KernelIsa> isas_here() {
 // Restores the best instruction set when a test case ends, also when it fails.
 struct IsaLimit {
   explicit IsaLimit(KernelIsa isa) { CHECK(limit_kernel_isa(isa) == isa); }
-  ~IsaLimit() { limit_kernel_isa(KernelIsa::avx512); }
+  ~IsaLimit() { limit_kernel_isa(KernelIsa::avx512_bf16); }
 };
 
 TEST_CASE("few_row_linear equals the float64 product for every row count, tail, dtype and instruction set") {
@@ -60,7 +60,7 @@ TEST_CASE("few_row_linear equals the float64 product for every row count, tail, 
     const std::string isa_name = kernel_isa_name(isa);
     CAPTURE(isa_name);
     for (auto dtype : {torch::kFloat, torch::kBFloat16, torch::kHalf}) {
-      for (std::int64_t k : {1, 15, 16, 31, 32, 33, 100, 896, 1030}) {
+      for (std::int64_t k : {1, 15, 16, 31, 32, 33, 64, 97, 100, 896, 1030}) {
         for (std::int64_t n : {1, 7, 130}) {
           auto w = torch::randn({n, k}).to(dtype);
           auto b = torch::randn({n}).to(dtype);
@@ -109,6 +109,29 @@ TEST_CASE("few_row_linear equals the float64 product for every row count, tail, 
   }
 }
 
+TEST_CASE("few_row_linear_into keeps float32 rows that are not bfloat16 values as they are") {
+  // Pairs (1 + 3/1024, 1) against weights (1, -1): the exact sum is 3/1024 per pair, 3 over 1024 pairs. Rounding x
+  // to bfloat16 first (what the AVX-512 BF16 path would do to any x) would give 1 + 3/1024 -> 1 and a sum of 0.
+  const std::int64_t K = 2048;
+  auto x = torch::ones({1, K});
+  x.index_put_({0, torch::indexing::Slice(0, K, 2)}, 1.0f + 3.0f / 1024.0f);
+  auto w = torch::ones({3, K});
+  w.index_put_({torch::indexing::Slice(), torch::indexing::Slice(1, K, 2)}, -1.0f);
+  auto wb = w.to(torch::kBFloat16);
+  for (auto isa : isas_here()) {
+    IsaLimit limit(isa);
+    const std::string isa_name = kernel_isa_name(isa);
+    CAPTURE(isa_name);
+    auto y = torch::empty({1, 3}, torch::kFloat);
+    few_row_linear_into(x.data_ptr<float>(), 1, wb, torch::Tensor(), y.data_ptr<float>());
+    CHECK(torch::equal(y, torch::full({1, 3}, 3.0f)));
+    // Rows of bfloat16 values give the same result on every path (here exactly 0).
+    auto xb = x.to(torch::kBFloat16).to(torch::kFloat);
+    few_row_linear_into(xb.data_ptr<float>(), 1, wb, torch::Tensor(), y.data_ptr<float>());
+    CHECK(torch::equal(y, torch::zeros({1, 3})));
+  }
+}
+
 TEST_CASE("few_row_linear applies only to inference-shaped CPU calls") {
   auto w = torch::randn({8, 32});
   auto x = torch::randn({1, 32});
@@ -117,7 +140,7 @@ TEST_CASE("few_row_linear applies only to inference-shaped CPU calls") {
     CHECK(few_row_linear_applies(x, w));
     CHECK(few_row_linear_applies(torch::randn({8, 32}), w));
     CHECK_FALSE(few_row_linear_applies(torch::randn({9, 32}), w));                          // gemm is as fast
-    const auto bf16_rows = few_row_linear_max_rows(torch::kBFloat16);  // 4 with oneDNN (AVX-512), else 8
+    const auto bf16_rows = few_row_linear_max_rows(torch::kBFloat16);  // 4 with oneDNN but no BF16 dots, else 8
     CHECK((bf16_rows == 4 || bf16_rows == 8));
     CHECK(few_row_linear_applies(torch::randn({bf16_rows, 32}).to(torch::kBFloat16), w.to(torch::kBFloat16)));
     CHECK_FALSE(few_row_linear_applies(torch::randn({bf16_rows + 1, 32}).to(torch::kBFloat16), w.to(torch::kBFloat16)));
