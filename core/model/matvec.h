@@ -2,7 +2,8 @@
 // decode step. A decode step reads each weight once and does almost no arithmetic per byte, so its speed is the
 // memory bandwidth; libtorch's gemm path for one or a few rows reaches about a third of it (bench/model/
 // bench_matvec.cpp). This kernel streams each weight row once for all rows of x, accumulates in float32 and
-// rounds once, for float32, bfloat16 and float16 weights, with AVX-512 or AVX2 + FMA where the CPU has them.
+// rounds once, for float32, bfloat16 and float16 weights, with AVX-512 (and its BF16 dot products for bfloat16) or
+// AVX2 + FMA where the CPU has them.
 #pragma once
 
 #include <torch/types.h>
