@@ -24,10 +24,10 @@ ProjectionImpl::ProjectionImpl(std::int64_t in_features, std::int64_t out_featur
 
 namespace {
 
-// CPU autocast to bfloat16 where libtorch has no bfloat16 gemm (matmul_via_float32): autocast would cast a matmul's
-// inputs to bfloat16 and hand them to the scalar loop. The callers make the same casts themselves and multiply in
-// float32 with autocast off, rounding the product once to bfloat16: autocast's result types, a float32-accumulated
-// value.
+// CPU autocast to bfloat16 for a product libtorch would give no bfloat16 gemm (matmul_via_float32): autocast would
+// cast its inputs to bfloat16 and hand them to the scalar loop. The callers make the same casts themselves and
+// multiply in float32 with autocast off, rounding the product once to bfloat16: autocast's result types, a
+// float32-accumulated value.
 bool autocast_bf16_via_float32(const torch::Device& device, std::int64_t multiply_adds) {
   return device.is_cpu() && at::autocast::is_cpu_enabled() &&
          at::autocast::get_autocast_cpu_dtype() == torch::kBFloat16 &&

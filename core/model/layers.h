@@ -163,13 +163,13 @@ torch::Tensor causal_mask(const torch::Tensor& attention_mask, std::int64_t batc
 // with `multiply_adds` = batch x m x n x k: float16 on the CPU (no kernel at all), and bfloat16 on the CPU unless
 // oneDNN takes it. libtorch hands a bfloat16 product to oneDNN only on CPUs with AVX-512 BW/VL/DQ and only above
 // 16 x 16 x 16 multiply-adds (matmul, bmm, linear and their backward alike); otherwise a scalar loop rounds its
-// running sums to bfloat16 (off by up to hundreds of bfloat16 steps on a 16 x 16 x 16 product, and some 37x slower
+// running sums to bfloat16 (off by up to 3623 bfloat16 steps on a 16 x 16 x 16 product, and some 37x slower
 // than float32 OpenBLAS for a 300 x 896 x 4864 one on a 2-core AVX2 EPYC). Matmuls of such products compute in
 // float32 and round once: what oneDNN and torch 2's kernels return.
 bool matmul_via_float32(torch::ScalarType dtype, const torch::Device& device, std::int64_t multiply_adds);
 
 // torch::matmul and torch::linear, computing in float32 and rounding once where matmul_via_float32 says so. Under
-// CPU autocast to bfloat16 on such CPUs (training), they make autocast's bfloat16 casts themselves and multiply in
+// CPU autocast to bfloat16 (training), such products make autocast's bfloat16 casts themselves and multiply in
 // float32 with autocast off: autocast's result type (bfloat16) holding a float32-accumulated value, as oneDNN
 // returns. The autograd graph is then float32 matmuls between bfloat16 roundings, so a backward pass run outside the
 // autocast scope (the trainer's, as transformers') multiplies in float32 too and rounds each input gradient to
