@@ -91,7 +91,14 @@ int main(int argc, char** argv) {
     else if (arg == "--stream-mb") stream_mb = std::stol(value);
     else if (arg == "--reps") reps = std::stol(value);
     else if (arg == "--dtype") dtype_name = value;
-    else if (arg == "--isa" && vlm::kernel_isa_named(value)) vlm::limit_kernel_isa(*vlm::kernel_isa_named(value));
+    else if (arg == "--isa") {
+      const auto isa = vlm::kernel_isa_named(value);
+      if (!isa) {
+        std::fprintf(stderr, "--isa takes portable, avx2, avx512 or avx512_bf16, not %s\n", value.c_str());
+        return 2;
+      }
+      vlm::limit_kernel_isa(*isa);
+    }
     else if (arg == "--shape" && value.find('x') != std::string::npos)
       shapes.emplace_back(std::stol(value.substr(0, value.find('x'))), std::stol(value.substr(value.find('x') + 1)));
     else {
@@ -139,12 +146,13 @@ int main(int argc, char** argv) {
       stream_gbps = weight_bytes * static_cast<double>(count) / (kernel_s * 1e9);
     }
     std::printf(
-        "{\"dtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"K\": %ld, \"N\": %ld, \"linear_ms\": %.4f, \"mv_ms\": %.4f, "
+        "{\"dtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"K\": %ld, \"N\": %ld, \"linear_ms\": %.4f, "
+        "\"mv_ms\": %.4f, "
         "\"addmv_ms\": %.4f, \"matmul_wT_ms\": %.4f, \"addmm_Wt_contig_ms\": %.4f, \"mv_Wt_contig_ms\": %.4f, "
         "\"linear_B8_ms\": %.4f, \"addmm_B8_ms\": %.4f, \"few_row_ms\": %.4f, \"few_row_B8_ms\": %.4f, "
         "\"few_row_weight_GBps\": %.1f, \"stream_mb\": %ld, \"few_row_stream_GBps\": %.1f}\n",
-        dtype_name.c_str(), vlm::kernel_isa_name(vlm::kernel_isa()), torch::get_num_threads(), k, n, linear, mv, addmv, matmul_t, mm_wt, mv_wt, linear8,
-        addmm8, kernel, kernel8, gbps, stream_mb, stream_gbps);
+        dtype_name.c_str(), vlm::kernel_isa_name(vlm::kernel_isa()), torch::get_num_threads(), k, n, linear, mv,
+        addmv, matmul_t, mm_wt, mv_wt, linear8, addmm8, kernel, kernel8, gbps, stream_mb, stream_gbps);
     std::fflush(stdout);
   }
   return 0;

@@ -34,7 +34,7 @@ namespace {
 [[noreturn]] void usage(const std::string& message) {
   std::fprintf(stderr,
                "%s\nusage: bench_model --model DIR [--prompt N] [--grid-h N] [--grid-w N] [--steps N] [--iters N] "
-               "[--threads N] [--dtype float32|bfloat16] [--generate N] [--batch B]\n",
+               "[--threads N] [--dtype float32|bfloat16] [--generate N] [--batch B] [--isa NAME]\n",
                message.c_str());
   std::exit(2);
 }
@@ -99,8 +99,11 @@ int main(int argc, char** argv) {
     else if (arg == "--threads") threads = std::stol(value);
     else if (arg == "--generate") generate = std::stol(value);
     else if (arg == "--batch") batch = std::stol(value);
-    else if (arg == "--isa" && vlm::kernel_isa_named(value)) vlm::limit_kernel_isa(*vlm::kernel_isa_named(value));
-    else usage("unknown option " + arg);
+    else if (arg == "--isa") {
+      const auto isa = vlm::kernel_isa_named(value);
+      if (!isa) usage("--isa takes portable, avx2, avx512 or avx512_bf16, not " + value);
+      vlm::limit_kernel_isa(*isa);
+    } else usage("unknown option " + arg);
   }
   if (model_dir.empty()) usage("--model is required");
   try {

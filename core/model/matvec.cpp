@@ -4,6 +4,8 @@
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -337,16 +339,19 @@ void run(const float* x, std::int64_t rows, const torch::Tensor& weight, const t
 #if defined(__x86_64__)
   // x as bfloat16 for the AVX-512 BF16 path, taken only when that loses nothing: every x value must be a bfloat16
   // value (the activations of a bfloat16 model are), else the float32 path below keeps x as it is.
+  // A float32 is a bfloat16 value when its low 16 bits are zero; its high 16 bits are then that bfloat16.
   thread_local std::vector<c10::BFloat16> narrowed;
   if (dtype == torch::kBFloat16 && simd::cpu_has_avx512_bf16()) {
     const auto count = static_cast<std::size_t>(rows * K);
     narrowed.resize(count);
-    bool exact = true;
+    std::uint32_t low_bits = 0;
     for (std::size_t i = 0; i < count; ++i) {
-      narrowed[i] = c10::BFloat16(x[i]);
-      exact &= static_cast<float>(narrowed[i]) == x[i];
+      std::uint32_t bits;
+      std::memcpy(&bits, x + i, sizeof bits);
+      low_bits |= bits & 0xFFFFu;
+      narrowed[i] = c10::BFloat16(static_cast<std::uint16_t>(bits >> 16), c10::BFloat16::from_bits());
     }
-    if (exact) x_bf16 = narrowed.data();
+    if (low_bits == 0) x_bf16 = narrowed.data();
   }
   // Reordered once per call (at most 8 x K floats), so each weight block is widened by one load and two operations.
   thread_local std::vector<float> paired;

@@ -140,7 +140,7 @@ TEST_CASE("few_row_linear applies only to inference-shaped CPU calls") {
     CHECK(few_row_linear_applies(x, w));
     CHECK(few_row_linear_applies(torch::randn({8, 32}), w));
     CHECK_FALSE(few_row_linear_applies(torch::randn({9, 32}), w));                          // gemm is as fast
-    const auto bf16_rows = few_row_linear_max_rows(torch::kBFloat16);  // 4 with oneDNN but no BF16 dots, else 8
+    const auto bf16_rows = few_row_linear_max_rows(torch::kBFloat16);  // 4 with oneDNN (AVX-512), else 8
     CHECK((bf16_rows == 4 || bf16_rows == 8));
     CHECK(few_row_linear_applies(torch::randn({bf16_rows, 32}).to(torch::kBFloat16), w.to(torch::kBFloat16)));
     CHECK_FALSE(few_row_linear_applies(torch::randn({bf16_rows + 1, 32}).to(torch::kBFloat16), w.to(torch::kBFloat16)));
