@@ -87,18 +87,31 @@ int main(int argc, char** argv) {
   long prompt = 128, grid_h = 16, grid_w = 16, steps = 32, iters = 5, threads = 0, generate = 0, batch = 1;
   for (int i = 1; i < argc; i += 2) {
     const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::printf("usage: bench_model --model DIR [--prompt N] [--grid-h N] [--grid-w N] [--steps N] [--iters N] "
+                  "[--threads N] [--dtype float32|bfloat16] [--generate N] [--batch B] [--isa NAME]\n");
+      return 0;
+    }
     if (i + 1 >= argc) usage("missing value after " + arg);
     const std::string value = argv[i + 1];
+    auto count = [&](long least) {
+      char* end = nullptr;
+      const long n = std::strtol(value.c_str(), &end, 10);
+      if (value.empty() || *end != '\0' || n < least) {
+        usage(arg + " takes a whole number of at least " + std::to_string(least) + ", not '" + value + "'");
+      }
+      return n;
+    };
     if (arg == "--model") model_dir = value;
     else if (arg == "--dtype") dtype_name = value;
-    else if (arg == "--prompt") prompt = std::stol(value);
-    else if (arg == "--grid-h") grid_h = std::stol(value);
-    else if (arg == "--grid-w") grid_w = std::stol(value);
-    else if (arg == "--steps") steps = std::stol(value);
-    else if (arg == "--iters") iters = std::stol(value);
-    else if (arg == "--threads") threads = std::stol(value);
-    else if (arg == "--generate") generate = std::stol(value);
-    else if (arg == "--batch") batch = std::stol(value);
+    else if (arg == "--prompt") prompt = count(1);
+    else if (arg == "--grid-h") grid_h = count(0);
+    else if (arg == "--grid-w") grid_w = count(0);
+    else if (arg == "--steps") steps = count(1);
+    else if (arg == "--iters") iters = count(1);
+    else if (arg == "--threads") threads = count(0);
+    else if (arg == "--generate") generate = count(0);
+    else if (arg == "--batch") batch = count(1);
     else if (arg == "--isa") {
       const auto isa = vlm::kernel_isa_named(value);
       if (!isa) usage("--isa takes portable, avx2, avx512 or avx512_bf16, not " + value);
@@ -157,6 +170,9 @@ int main(int argc, char** argv) {
       return 0;
     }
 
+    // Inference, as generate() and transformers' side (torch.no_grad()) run it: with grad mode on, the decode steps
+    // would take the autograd path, op by op: 44 against 24 ms a bfloat16 step of the issue model on a Zen 5 EPYC.
+    torch::NoGradGuard no_grad;
     std::vector<double> prefill_ms, step_ms;
     for (long it = 0; it < iters + 1; ++it) {  // the first iteration warms up
       auto state = model->new_state(1);
