@@ -7,7 +7,7 @@
 // the same prompt with its own image, and reports time to first token, decode tokens/s and the peak RSS.
 //
 //   bench_model --model DIR [--prompt N] [--grid-h N] [--grid-w N] [--steps N] [--iters N] [--threads N]
-//               [--dtype float32|bfloat16] [--generate N] [--batch B] [--isa NAME]
+//               [--dtype float32|bfloat16] [--generate N] [--batch B] [--serve] [--isa NAME]
 //
 // --isa caps the decode kernels' instruction set (portable, avx2, avx512, avx512_bf16; default: the best the CPU
 // has); the JSON line says which one ran.
@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -34,7 +35,7 @@ namespace {
 [[noreturn]] void usage(const std::string& message) {
   std::fprintf(stderr,
                "%s\nusage: bench_model --model DIR [--prompt N] [--grid-h N] [--grid-w N] [--steps N] [--iters N] "
-               "[--threads N] [--dtype float32|bfloat16] [--generate N] [--batch B] [--isa NAME]\n",
+               "[--threads N] [--dtype float32|bfloat16] [--generate N] [--batch B] [--serve] [--isa NAME]\n",
                message.c_str());
   std::exit(2);
 }
@@ -85,12 +86,18 @@ std::pair<double, double> timed_generate(vlm::VisionLanguageModel& model, const 
 int main(int argc, char** argv) {
   std::string model_dir, dtype_name = "float32";
   long prompt = 128, grid_h = 16, grid_w = 16, steps = 32, iters = 5, threads = 0, generate = 0, batch = 1;
+  bool serve = false;
   for (int i = 1; i < argc; i += 2) {
     const std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       std::printf("usage: bench_model --model DIR [--prompt N] [--grid-h N] [--grid-w N] [--steps N] [--iters N] "
-                  "[--threads N] [--dtype float32|bfloat16] [--generate N] [--batch B] [--isa NAME]\n");
+                  "[--threads N] [--dtype float32|bfloat16] [--generate N] [--batch B] [--serve] [--isa NAME]\n");
       return 0;
+    }
+    if (arg == "--serve") {
+      serve = true;
+      --i;  // takes no value
+      continue;
     }
     if (i + 1 >= argc) usage("missing value after " + arg);
     const std::string value = argv[i + 1];
@@ -119,6 +126,7 @@ int main(int argc, char** argv) {
     } else usage("unknown option " + arg);
   }
   if (model_dir.empty()) usage("--model is required");
+  if (serve && generate == 0) usage("--serve times generations: give --generate N");
   try {
     if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
     vlm::LoadOptions options;
@@ -155,10 +163,24 @@ int main(int argc, char** argv) {
       }
       timed_generate(*model, rows, 2);  // warm-up
       std::vector<double> ttft_ms, rate;
-      for (long it = 0; it < iters; ++it) {
+      auto timed = [&] {
         const auto [ttft, decode_s] = timed_generate(*model, rows, static_cast<int>(generate));
         ttft_ms.push_back(ttft);
         rate.push_back(batch * (generate - 1) / decode_s);
+      };
+      if (serve) {
+        // One timed generation per "run" line on stdin, each answered by a JSON line; the summary below at EOF.
+        std::printf("{\"ready\": true, \"load_ms\": %.2f}\n", load_ms);
+        std::fflush(stdout);
+        for (std::string line; std::getline(std::cin, line) && line != "quit";) {
+          if (line != "run") usage("--serve reads 'run' or 'quit' lines, not '" + line + "'");
+          timed();
+          std::printf("{\"ttft_ms\": %.3f, \"decode_tokens_per_s\": %.3f}\n", ttft_ms.back(), rate.back());
+          std::fflush(stdout);
+        }
+        if (rate.empty()) usage("--serve: no 'run' line before the end of input");
+      } else {
+        for (long it = 0; it < iters; ++it) timed();
       }
       std::printf(
           "{\"family\": \"%s\", \"dtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"batch\": %ld, \"prompt\": %ld, "

@@ -13,7 +13,9 @@ Run (after building bench_model with -DVLMRT_BUILD_BENCH=ON):
 patches = 256 merged tokens per row): greedy generate() of exactly --new-tokens tokens at each --batches size and
 --dtypes dtype, time to first token, decode tokens/s (rows x (new tokens - 1) / time from the first to the last
 token) and peak RSS, each side in its own process (transformers in a child of this script, vlmrt through
-bench_model --generate). --text-layers / --vision-depth shrink the model for slow machines:
+bench_model --generate --serve). Both processes stay loaded and take turns, --iters runs each, so every
+transformers run has a vlmrt run next to it in time: on a shared host the memory rate, which sets the decode speed
+of both, can move by half within minutes. Each cell's ratios are the medians of the per-pair ratios. --text-layers / --vision-depth shrink the model for slow machines:
   tools/oracle/.venv/bin/python tools/bench/bench_model.py --bench build-model/bench/model/bench_model --threads 2 \
       --config small-issue --text-layers 24 --vision-depth 32
 """
@@ -89,11 +91,15 @@ def peak_rss_mb():
 
 
 def hf_generate_worker(args):
-    """One transformers cell in this process (so its peak RSS is its own): prints one JSON line."""
+    """One transformers cell in this process (so its peak RSS is its own), in the protocol of bench_model --serve:
+    a ready line, then one timed generate() per "run" line on stdin, each answered by a JSON line, and at "quit"
+    or the end of input a summary line."""
     torch.set_num_threads(args.threads)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
+    t0 = time.perf_counter()
     model = Qwen2VLForConditionalGeneration.from_pretrained(args.workdir, attn_implementation=args.attn,
                                                             dtype=dtype).eval()
+    load_ms = (time.perf_counter() - t0) * 1e3
     torch.manual_seed(0)
     input_ids = torch.tensor([issue_prompt(args.prompt)] * args.batch)
     kwargs = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
@@ -109,13 +115,50 @@ def hf_generate_worker(args):
         assert out.shape[1] == input_ids.shape[1] + new_tokens, out.shape
         return (clock.times[0] - t0) * 1e3, args.batch * (new_tokens - 1) / (clock.times[-1] - clock.times[0])
 
+    cells = []
     with torch.no_grad():
         run(2)  # warm-up
-        cells = [run(args.new_tokens) for _ in range(args.iters)]
+        print(json.dumps({"ready": True, "load_ms": load_ms}), flush=True)
+        for line in sys.stdin:
+            if line.strip() == "quit":
+                break
+            if line.strip() != "run":
+                raise SystemExit(f"worker reads 'run' or 'quit' lines, not {line!r}")
+            cells.append(run(args.new_tokens))
+            print(json.dumps({"ttft_ms": cells[-1][0], "decode_tokens_per_s": cells[-1][1]}), flush=True)
     print(json.dumps({"dtype": args.dtype, "batch": args.batch, "threads": torch.get_num_threads(),
+                      "load_ms": load_ms,
                       "ttft_ms_median": statistics.median(c[0] for c in cells),
                       "decode_tokens_per_s_median": statistics.median(c[1] for c in cells),
-                      "peak_rss_mb": peak_rss_mb()}))
+                      "peak_rss_mb": peak_rss_mb()}), flush=True)
+
+
+class Server:
+    """A benchmark process in the run/quit line protocol (hf_generate_worker, bench_model --serve)."""
+
+    def __init__(self, name, argv):
+        self.name = name
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.ready = self.answer()
+
+    def answer(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"{self.name} ended early (exit status {self.proc.wait()})")
+        return json.loads(line)
+
+    def run(self):
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        return self.answer()
+
+    def finish(self):
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.close()
+        summary = self.answer()
+        if self.proc.wait() != 0:
+            raise SystemExit(f"{self.name} failed with exit status {self.proc.returncode}")
+        return summary
 
 
 def issue_main(args):
@@ -135,21 +178,29 @@ def issue_main(args):
     rows = []
     for dtype in args.dtypes.split(","):
         for batch in (int(b) for b in args.batches.split(",")):
-            common = ["--workdir", str(workdir), "--threads", str(args.threads), "--iters", str(args.iters),
-                      "--prompt", str(args.prompt), "--new-tokens", str(args.new_tokens)]
-            hf = json.loads(subprocess.run(
-                [sys.executable, __file__, "--worker", "--attn", args.attn, "--dtype", dtype, "--batch", str(batch),
-                 *common], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-            native = json.loads(subprocess.run(
-                [args.bench, "--model", str(workdir), "--prompt", str(args.prompt), "--grid-h", str(ISSUE_GRID),
-                 "--grid-w", str(ISSUE_GRID), "--generate", str(args.new_tokens), "--batch", str(batch),
-                 "--iters", str(args.iters), "--threads", str(args.threads), "--dtype", dtype],
-                check=True, capture_output=True, text=True).stdout)
-            row = {"dtype": dtype, "batch": batch, "transformers": hf, "vlmrt": native,
-                   "ratio_ttft": hf["ttft_ms_median"] / native["ttft_ms_median"],
-                   "ratio_decode_tokens_per_s":
-                       native["decode_tokens_per_s_median"] / hf["decode_tokens_per_s_median"],
-                   "rss_vlmrt_over_transformers": native["peak_rss_mb"] / hf["peak_rss_mb"]}
+            common = ["--workdir", str(workdir), "--threads", str(args.threads), "--prompt", str(args.prompt),
+                      "--new-tokens", str(args.new_tokens)]
+            # Both sides stay loaded and take turns (the first alternating), so each pair of runs meets the same
+            # memory rate; the ratios are per pair, their median is the cell's.
+            hf = Server("transformers", [sys.executable, __file__, "--worker", "--attn", args.attn, "--dtype", dtype,
+                                         "--batch", str(batch), *common])
+            native = Server("bench_model", [
+                args.bench, "--model", str(workdir), "--prompt", str(args.prompt), "--grid-h", str(ISSUE_GRID),
+                "--grid-w", str(ISSUE_GRID), "--generate", str(args.new_tokens), "--batch", str(batch),
+                "--threads", str(args.threads), "--dtype", dtype, "--serve"])
+            pairs = []
+            for it in range(args.iters):
+                first, second = (hf, native) if it % 2 == 0 else (native, hf)
+                runs = {first.name: first.run(), second.name: second.run()}
+                pairs.append((runs["transformers"], runs["bench_model"]))
+            hf_summary, native_summary = hf.finish(), native.finish()
+            decode_ratios = [n["decode_tokens_per_s"] / h["decode_tokens_per_s"] for h, n in pairs]
+            row = {"dtype": dtype, "batch": batch, "transformers": hf_summary, "vlmrt": native_summary,
+                   "pairs": [{"transformers": h, "vlmrt": n} for h, n in pairs],
+                   "ratio_ttft": statistics.median(h["ttft_ms"] / n["ttft_ms"] for h, n in pairs),
+                   "ratio_decode_tokens_per_s": statistics.median(decode_ratios),
+                   "ratio_decode_tokens_per_s_range": [min(decode_ratios), max(decode_ratios)],
+                   "rss_vlmrt_over_transformers": native_summary["peak_rss_mb"] / hf_summary["peak_rss_mb"]}
             print(json.dumps(row), flush=True)
             rows.append(row)
     print(json.dumps({"config": "small-issue", "text_layers": args.text_layers, "vision_depth": args.vision_depth,
@@ -183,7 +234,7 @@ def main():
         if args.prompt == 128:
             args.prompt = 300  # 256 image tokens and 44 of text
         if args.iters == 5:
-            args.iters = 1
+            args.iters = 3  # pairs of runs per cell
         return issue_main(args)
     torch.set_num_threads(args.threads)
     workdir = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="vlmrt-bench-model-"))
