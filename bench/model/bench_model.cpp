@@ -128,12 +128,14 @@ int main(int argc, char** argv) {
   if (model_dir.empty()) usage("--model is required");
   if (serve && generate == 0) usage("--serve times generations: give --generate N");
   try {
-    if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
     vlm::LoadOptions options;
     options.dtype = vlm::parse_model_dtype(dtype_name);
     const double load_start = now_ms();
     auto model = vlm::load_model(model_dir, options);
     const double load_ms = now_ms() - load_start;
+    // After loading: the first load_model sets libtorch's thread count to every CPU unless the environment names
+    // one (VLMRT_NUM_THREADS, OMP_NUM_THREADS), which would override a count set before it.
+    if (threads > 0) torch::set_num_threads(static_cast<int>(threads));
     const auto& info = model->info();
     torch::manual_seed(0);
 
