@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -78,6 +79,22 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   }
   ::close(fd);
   return file;
+}
+
+bool MappedFile::page_out(std::size_t offset, std::size_t length) const {
+#ifdef MADV_PAGEOUT
+  if (data_ == nullptr || offset >= size_) return false;
+  length = std::min(length, size_ - offset);
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(data_) + offset;
+  const std::uintptr_t first = (begin + page - 1) / page * page, last = (begin + length) / page * page;
+  if (last <= first) return true;  // no whole page inside: nothing of this range alone to give back
+  return ::madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT) == 0;
+#else
+  (void)offset;
+  (void)length;
+  return false;
+#endif
 }
 
 MappedFile::~MappedFile() {

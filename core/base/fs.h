@@ -30,6 +30,13 @@ class MappedFile {
   std::size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
+  // For a caller that copied [offset, offset + length) out and will not read it again soon: asks the kernel to
+  // take the pages wholly inside that range out of this process (MADV_PAGEOUT), so they stop counting towards its
+  // resident memory. Nothing is lost: unwritten pages are read from the file again when touched, written
+  // (copy-on-write) ones are kept. Returns false where the kernel does not take the advice (before Linux 5.4),
+  // which changes nothing else.
+  bool page_out(std::size_t offset, std::size_t length) const;
+
  private:
   MappedFile() = default;
   void* data_ = nullptr;

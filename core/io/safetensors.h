@@ -67,6 +67,11 @@ class SafetensorsFile {
   std::uint8_t* mutable_data(const TensorInfo& info) const {
     return file_->mutable_data() + header_.data_start + info.begin;
   }
+  // The tensor's whole pages out of this process's resident memory, once a copy of it was made
+  // (MappedFile::page_out).
+  bool page_out(const TensorInfo& info) const {
+    return file_->page_out(header_.data_start + info.begin, info.nbytes());
+  }
 
  private:
   std::shared_ptr<MappedFile> file_;

@@ -1,5 +1,9 @@
 #include "base/fs.h"
 
+#include <cstdio>
+#include <fstream>
+#include <string>
+
 #include "test_util.h"
 
 using namespace vlm;
@@ -47,6 +51,59 @@ TEST_CASE("MappedFile maps copy-on-write") {
   CHECK(read_file(dir.file("a")) == "abcdef");
   write_file_atomic(dir.file("empty"), "");
   CHECK(MappedFile::open(dir.file("empty"))->size() == 0);
+}
+
+namespace {
+
+// Resident kilobytes of the mapping that starts at `start`, from /proc/self/smaps (-1 when not found).
+long mapping_rss_kb(const void* start) {
+  std::ifstream smaps("/proc/self/smaps");
+  char head[32];
+  std::snprintf(head, sizeof head, "%lx-", static_cast<unsigned long>(reinterpret_cast<std::uintptr_t>(start)));
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    if (line.rfind(head, 0) == 0) inside = true;
+    else if (inside && line.rfind("Rss:", 0) == 0) return std::stol(line.substr(4));
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("MappedFile::page_out gives resident pages back and keeps every byte") {
+  TempDir dir;
+  const std::size_t size = 4 << 20;
+  std::string bytes(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<char>(i * 131 % 251);
+  write_file_atomic(dir.file("big"), bytes);
+  auto map = MappedFile::open(dir.file("big"));
+  map->mutable_data()[size / 2] = 'W';  // one private (copy-on-write) page
+  auto touch = [&] {
+    long sum = 0;
+    for (std::size_t i = 0; i < size; i += 512) sum += map->data()[i];
+    return sum;
+  };
+  CHECK(touch() > 0);
+  const long before = mapping_rss_kb(map->data());
+  REQUIRE(before >= 1024);  // the kernel may map the file in 2 MB folios, and count them so
+
+  // A range with no whole page inside asks nothing of the kernel.
+  CHECK(map->page_out(10, 100));
+  CHECK(mapping_rss_kb(map->data()) == before);
+
+  if (map->page_out(0, size)) {
+    CHECK(mapping_rss_kb(map->data()) <= 64);
+  } else {
+    MESSAGE("this kernel does not take MADV_PAGEOUT: page_out must then change nothing");
+    CHECK(mapping_rss_kb(map->data()) == before);
+  }
+  bool same = true;  // the file's bytes read back, the written one kept
+  for (std::size_t i = 0; i < size; ++i) {
+    const char want = i == size / 2 ? 'W' : bytes[i];
+    if (static_cast<char>(map->data()[i]) != want) same = false;
+  }
+  CHECK(same);
+  CHECK_FALSE(map->page_out(size, 10));  // past the end
 }
 
 TEST_CASE("path helpers") {
