@@ -36,9 +36,13 @@ const std::vector<ModelFamily>& model_families();
 std::vector<std::string> supported_model_types();
 
 // Process-wide CPU settings, applied once per process (load_model calls it): libtorch's intra-op thread count =
-// the CPUs available (VLMRT_NUM_THREADS overrides; OMP_NUM_THREADS set: libtorch's own choice), and a warning when
-// OpenBLAS is its pthread build.
+// the CPUs available (VLMRT_NUM_THREADS overrides; OMP_NUM_THREADS set: libtorch's own choice); with glibc, malloc
+// keeps blocks up to 32 MB on its heap (M_MMAP_THRESHOLD 32 MB, M_TRIM_THRESHOLD 256 MB) unless the environment
+// sets malloc's own (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, glibc.malloc.* in GLIBC_TUNABLES) or
+// VLMRT_MALLOC_TUNING=0; and a warning when OpenBLAS is its pthread build.
 void configure_process_for_models();
+// Whether configure_process_for_models sets malloc's thresholds: glibc, and none of the environment settings above.
+bool malloc_tuning_wanted();
 
 // Builds the model from an already opened config and checkpoint.
 std::unique_ptr<VisionLanguageModel> create_model(const ModelConfig& config, const Checkpoint& checkpoint,

@@ -2,8 +2,11 @@
 // unknown model_type), and bad forward inputs.
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <string>
 #include <nlohmann/json.hpp>
 
 #include "io/checkpoint.h"
@@ -47,6 +50,68 @@ TEST_CASE("supported model types and dtype names") {
   CHECK((parse_model_dtype("float16") == torch::kHalf));
   CHECK((parse_model_dtype("float32") == torch::kFloat));
   expect_error([] { parse_model_dtype("int8"); }, ErrorCode::invalid_argument, {"int8", "bfloat16"});
+}
+
+namespace {
+
+// Sets an environment variable for one scope, restoring its previous value (or absence) after.
+struct ScopedEnv {
+  std::string name;
+  std::optional<std::string> old;
+  ScopedEnv(std::string n, const char* value) : name(std::move(n)) {
+    if (const char* v = std::getenv(name.c_str())) old = v;
+    if (value) ::setenv(name.c_str(), value, 1);
+    else ::unsetenv(name.c_str());
+  }
+  ~ScopedEnv() {
+    if (old) ::setenv(name.c_str(), old->c_str(), 1);
+    else ::unsetenv(name.c_str());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the process settings tune malloc unless the environment sets it") {
+#if defined(__GLIBC__)
+  {
+    ScopedEnv a("VLMRT_MALLOC_TUNING", nullptr), b("MALLOC_MMAP_THRESHOLD_", nullptr),
+        c("MALLOC_TRIM_THRESHOLD_", nullptr), d("GLIBC_TUNABLES", "glibc.cpu.hwcaps=-AVX512F");
+    CHECK(vlm::malloc_tuning_wanted());
+    {
+      ScopedEnv off("VLMRT_MALLOC_TUNING", "0");
+      CHECK_FALSE(vlm::malloc_tuning_wanted());
+    }
+    {
+      ScopedEnv on("VLMRT_MALLOC_TUNING", "1");
+      CHECK(vlm::malloc_tuning_wanted());
+    }
+    {
+      ScopedEnv own("MALLOC_MMAP_THRESHOLD_", "65536");
+      CHECK_FALSE(vlm::malloc_tuning_wanted());
+    }
+    {
+      ScopedEnv own("MALLOC_TRIM_THRESHOLD_", "65536");
+      CHECK_FALSE(vlm::malloc_tuning_wanted());
+    }
+    {
+      ScopedEnv own("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536");
+      CHECK_FALSE(vlm::malloc_tuning_wanted());
+    }
+  }
+  if (vlm::malloc_tuning_wanted()) {
+    vlm::configure_process_for_models();
+    // A 30 MB block now comes from the heap, not from its own mapping: glibc marks a mapped chunk by bit 1 of the
+    // size word just before the block (IS_MMAPPED, unchanged since glibc 2.0).
+    void* block = std::malloc(30 << 20);
+    REQUIRE(block != nullptr);
+    CHECK((static_cast<const std::size_t*>(block)[-1] & 2) == 0);
+    std::free(block);
+  } else {
+    MESSAGE("this run's environment sets malloc itself: only the decision was tested");
+  }
+#else
+  CHECK_FALSE(vlm::malloc_tuning_wanted());
+#endif
 }
 
 TEST_CASE("loading reports missing tensors by name") {
