@@ -82,6 +82,48 @@ VLM_AVX512 void axpy_avx512(float p, const W* v, float* acc, std::int64_t D) {
   }
 }
 
+// dot_avx512 of q with 16 consecutive keys k[0..15] (D apart), each to the same bits.
+template <typename W>
+VLM_AVX512 void dot16_avx512(const float* q, const W* k, std::int64_t D, float* out) {
+  __m512 acc[16];
+#pragma GCC unroll 16
+  for (int j = 0; j < 16; ++j) acc[j] = _mm512_setzero_ps();
+  for (std::int64_t d = 0; d < D; d += 16) {
+    const __mmask16 mask = simd::first_lanes(D - d);
+    const __m512 qv = _mm512_maskz_loadu_ps(mask, q + d);
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; ++j) acc[j] = _mm512_fmadd_ps(qv, simd::load16(k + j * D + d, mask), acc[j]);
+  }
+  simd::reduce_add16(acc, out);
+}
+
+// out = sum over j of p[j] * v[j] (v: S rows D apart), j in order and p[j] == 0 skipped, each step an FMA into the
+// running sum as axpy_avx512's: the same bits, with the sums in registers instead of a store and load per key.
+template <typename W>
+VLM_AVX512 void weighted_sum_avx512(const float* p, const W* v, std::int64_t S, std::int64_t D, float* out) {
+  for (std::int64_t d0 = 0; d0 < D; d0 += 64) {
+    __mmask16 mask[4];
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      const std::int64_t left = D - d0 - 16 * c;
+      mask[c] = left > 0 ? simd::first_lanes(left) : __mmask16(0);
+      acc[c] = _mm512_setzero_ps();
+    }
+    for (std::int64_t j = 0; j < S; ++j) {
+      if (p[j] == 0.f) continue;
+      const __m512 pj = _mm512_set1_ps(p[j]);
+      const W* row = v + j * D + d0;
+#pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c) {
+        if (mask[c]) acc[c] = _mm512_fmadd_ps(pj, simd::load16(row + 16 * c, mask[c]), acc[c]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) _mm512_mask_storeu_ps(out + d0 + 16 * c, mask[c], acc[c]);
+  }
+}
+
 template <typename W>
 VLM_AVX2 float dot_avx2(const float* q, const W* k, std::int64_t D) {
   const std::int64_t body = D - D % 8;
@@ -119,6 +161,35 @@ void axpy(float p, const W* v, float* acc, std::int64_t D) {
   if (simd::cpu_has_avx2_fma()) return axpy_avx2(p, v, acc, D);
 #endif
   axpy_portable(p, v, acc, D);
+}
+
+// scores[h * S + j] = q_h . k_j for the `group` query heads q (D apart) and keys k_0..k_{S-1} (D apart); each key
+// block stays in the L1 cache for all heads.
+template <typename W>
+void head_scores(const float* q, std::int64_t group, const W* keys, std::int64_t S, std::int64_t D, float* scores) {
+  std::int64_t j = 0;
+#if defined(__x86_64__)
+  if (simd::cpu_has_avx512()) {
+    for (; j + 16 <= S; j += 16) {
+      for (std::int64_t h = 0; h < group; ++h) dot16_avx512(q + h * D, keys + j * D, D, scores + h * S + j);
+    }
+  }
+#endif
+  for (; j < S; ++j) {
+    for (std::int64_t h = 0; h < group; ++h) scores[h * S + j] = dot(q + h * D, keys + j * D, D);
+  }
+}
+
+// out = sum over j of p[j] * values_j, in order of j, skipping p[j] == 0.
+template <typename W>
+void weighted_sum(const float* p, const W* values, std::int64_t S, std::int64_t D, float* out) {
+#if defined(__x86_64__)
+  if (simd::cpu_has_avx512()) return weighted_sum_avx512(p, values, S, D, out);
+#endif
+  std::fill(out, out + D, 0.f);
+  for (std::int64_t j = 0; j < S; ++j) {
+    if (p[j] != 0.f) axpy(p[j], values + j * D, out, D);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -209,9 +280,7 @@ void attend(DecodeStep& step, const KVCache::Slots& slots) {
       const W* V = values + (r * step.kv_heads + g) * capacity * D;
       const float* mask = step.mask ? step.mask + r * S : nullptr;
       const float* q = step.q.data() + (r * step.heads + g * group) * D;
-      for (std::int64_t j = 0; j < S; ++j) {
-        for (std::int64_t h = 0; h < group; ++h) scores[h * S + j] = dot(q + h * D, K + j * D, D);
-      }
+      head_scores(q, group, K, S, D, scores.data());
       for (std::int64_t h = 0; h < group; ++h) {
         float* s = scores.data() + h * S;
         float top = -INFINITY;
@@ -227,12 +296,9 @@ void attend(DecodeStep& step, const KVCache::Slots& slots) {
           sum += s[j];
         }
         const float inverse = 1.f / sum;
+        for (std::int64_t j = 0; j < S; ++j) s[j] = round_to<W>(s[j] * inverse);
         float* out = step.attended.data() + (r * step.heads + g * group + h) * D;
-        std::fill(out, out + D, 0.f);
-        for (std::int64_t j = 0; j < S; ++j) {
-          const float p = round_to<W>(s[j] * inverse);
-          if (p != 0.f) axpy(p, V + j * D, out, D);
-        }
+        weighted_sum(s, V, S, D, out);
         for (std::int64_t d = 0; d < D; ++d) out[d] = round_to<W>(out[d]);
       }
     }

@@ -68,6 +68,37 @@ inline __mmask16 first_lanes(std::int64_t left) {
   return left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
 }
 
+// The sums of the 16 lanes of each of acc[0..15] into out[0..15], by the same additions as _mm512_reduce_add_ps
+// (GCC's: the upper 256 bits onto the lower, then the upper 128 onto the lower, then lanes 2, 3 onto 0, 1, then
+// lane 1 onto 0), so to the same bits, but four rounds of shuffles and adds for all sixteen in place of sixteen
+// serial reductions (the decode step's attention scores, 16 keys at a time).
+VLM_AVX512 inline void reduce_add16(const __m512* acc, float* out) {
+  __m512 halves[8], quarters[4], pairs[2];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {  // lanes 0-7: acc[2i]'s upper + lower 256 bits; lanes 8-15: acc[2i + 1]'s
+    const __m512 x = acc[2 * i], y = acc[2 * i + 1];
+    halves[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {  // 128-bit lane c: acc[4i + c]'s upper + lower 128 bits of those
+    const __m512 x = halves[2 * i], y = halves[2 * i + 1];
+    quarters[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(2, 0, 2, 0)),
+                                _mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; ++i) {  // in 128-bit lane c: lanes 0, 1 + 2, 3 of quarters[2i][c], then of [2i + 1][c]
+    const __m512 x = quarters[2 * i], y = quarters[2 * i + 1];
+    pairs[i] = _mm512_add_ps(_mm512_shuffle_ps(x, y, _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(x, y, _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+  // Lane 4c + i: lane 0 + lane 1 of quarters[i]'s 128-bit lane c, the sum of acc[4i + c]; transposed into place.
+  const __m512 sums = _mm512_add_ps(_mm512_shuffle_ps(pairs[0], pairs[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                    _mm512_shuffle_ps(pairs[0], pairs[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512i transpose = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  _mm512_storeu_ps(out, _mm512_permutexvar_ps(transpose, sums));
+}
+
 // AVX2 with FMA (x86-64 CPUs without AVX-512: AMD Zen 1-3, Intel client parts). Every such CPU also has F16C,
 // which the float16 load uses.
 #define VLM_AVX2 __attribute__((target("avx2,fma,f16c")))

@@ -4,10 +4,12 @@
 // when Projection routes to it.
 #include <torch/torch.h>
 
+#include <cstring>
 #include <vector>
 
 #include "model/layers.h"
 #include "model/matvec.h"
+#include "model/simd.h"
 #include "test_util.h"
 
 // doctest last: its CHECK must replace the glog CHECK that the torch headers define.
@@ -51,6 +53,18 @@ struct IsaLimit {
   explicit IsaLimit(KernelIsa isa) { CHECK(limit_kernel_isa(isa) == isa); }
   ~IsaLimit() { limit_kernel_isa(KernelIsa::avx512_bf16); }
 };
+
+#if defined(__x86_64__)
+// simd::reduce_add16 on 16 vectors of 16 floats, and _mm512_reduce_add_ps of each.
+VLM_AVX512 void reduce_both(const float* values, float* got, float* want) {
+  __m512 acc[16];
+  for (int j = 0; j < 16; ++j) {
+    acc[j] = _mm512_loadu_ps(values + 16 * j);
+    want[j] = _mm512_reduce_add_ps(acc[j]);
+  }
+  vlm::simd::reduce_add16(acc, got);
+}
+#endif
 
 TEST_CASE("few_row_linear equals the float64 product for every row count, tail, dtype and instruction set") {
   torch::NoGradGuard no_grad;
@@ -108,6 +122,23 @@ TEST_CASE("few_row_linear equals the float64 product for every row count, tail, 
     }
   }
 }
+
+#if defined(__x86_64__)
+TEST_CASE("simd::reduce_add16 gives each vector's _mm512_reduce_add_ps, bit for bit") {
+  if (!simd::cpu_has_avx512()) {
+    MESSAGE("this CPU has no AVX-512: reduce_add16 is not used here");
+    return;
+  }
+  torch::manual_seed(5);
+  // Magnitudes over many binades, so that a different order of the additions would round differently.
+  auto values = (torch::randn({16, 16}) * torch::exp(4 * torch::randn({16, 16}))).contiguous();
+  std::vector<float> got(16), want(16);
+  reduce_both(values.data_ptr<float>(), got.data(), want.data());
+  int same = 0;
+  for (int j = 0; j < 16; ++j) same += std::memcmp(&got[j], &want[j], sizeof(float)) == 0;
+  CHECK(same == 16);
+}
+#endif
 
 TEST_CASE("few_row_linear_into keeps float32 rows that are not bfloat16 values as they are") {
   // Pairs (1 + 3/1024, 1) against weights (1, -1): the exact sum is 3/1024 per pair, 3 over 1024 pairs. Rounding x
