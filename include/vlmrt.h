@@ -182,7 +182,7 @@ VLM_API void vlm_image_free(vlm_image *image);
 ** Process-wide settings: the first model loaded in a process sets libtorch's intra-op thread count to the CPUs
 ** the process may use (the environment variable VLMRT_NUM_THREADS overrides; with OMP_NUM_THREADS set, libtorch's
 ** own choice stands), and with glibc has malloc keep blocks up to 32 MB on its heap instead of mapping and
-** unmapping them per tensor (M_MMAP_THRESHOLD 32 MB, M_TRIM_THRESHOLD 256 MB; about 20 % off a prefill's time).
+** unmapping them per tensor (M_MMAP_THRESHOLD 32 MB, M_TRIM_THRESHOLD 256 MB; about 20 % off a bfloat16 prefill's time).
 ** Malloc settings of the environment (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, glibc.malloc.* in
 ** GLIBC_TUNABLES) stand, and VLMRT_MALLOC_TUNING=0 leaves malloc as it is. */
 typedef struct vlm_session vlm_session;

@@ -32,11 +32,12 @@
 
 namespace {
 
+constexpr const char* kUsage =
+    "usage: bench_model --model DIR [--prompt N] [--grid-h N] [--grid-w N] [--steps N] [--iters N] [--threads N] "
+    "[--dtype float32|bfloat16] [--generate N] [--batch B] [--serve] [--isa NAME]\n";
+
 [[noreturn]] void usage(const std::string& message) {
-  std::fprintf(stderr,
-               "%s\nusage: bench_model --model DIR [--prompt N] [--grid-h N] [--grid-w N] [--steps N] [--iters N] "
-               "[--threads N] [--dtype float32|bfloat16] [--generate N] [--batch B] [--serve] [--isa NAME]\n",
-               message.c_str());
+  std::fprintf(stderr, "%s\n%s", message.c_str(), kUsage);
   std::exit(2);
 }
 
@@ -90,8 +91,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; i += 2) {
     const std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
-      std::printf("usage: bench_model --model DIR [--prompt N] [--grid-h N] [--grid-w N] [--steps N] [--iters N] "
-                  "[--threads N] [--dtype float32|bfloat16] [--generate N] [--batch B] [--serve] [--isa NAME]\n");
+      std::printf("%s", kUsage);
       return 0;
     }
     if (arg == "--serve") {

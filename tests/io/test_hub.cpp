@@ -8,27 +8,10 @@
 
 using namespace vlm;
 using vlm::test::expect_error;
+using vlm::test::ScopedEnv;
 using vlm::test::TempDir;
 
 namespace {
-
-// Sets environment variables for the scope of a test and restores them afterwards.
-class ScopedEnv {
- public:
-  void set(const char* name, const char* value) {
-    const char* old = std::getenv(name);
-    saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
-    if (value) ::setenv(name, value, 1); else ::unsetenv(name);
-  }
-  ~ScopedEnv() {
-    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
-      if (it->second) ::setenv(it->first.c_str(), it->second->c_str(), 1); else ::unsetenv(it->first.c_str());
-    }
-  }
-
- private:
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
 
 const std::string kCommit = "0123456789abcdef0123456789abcdef01234567";
 const std::string kOther = "fedcba9876543210fedcba9876543210fedcba98";

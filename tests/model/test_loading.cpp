@@ -5,8 +5,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <optional>
-#include <string>
 #include <nlohmann/json.hpp>
 
 #include "io/checkpoint.h"
@@ -52,51 +50,27 @@ TEST_CASE("supported model types and dtype names") {
   expect_error([] { parse_model_dtype("int8"); }, ErrorCode::invalid_argument, {"int8", "bfloat16"});
 }
 
-namespace {
-
-// Sets an environment variable for one scope, restoring its previous value (or absence) after.
-struct ScopedEnv {
-  std::string name;
-  std::optional<std::string> old;
-  ScopedEnv(std::string n, const char* value) : name(std::move(n)) {
-    if (const char* v = std::getenv(name.c_str())) old = v;
-    if (value) ::setenv(name.c_str(), value, 1);
-    else ::unsetenv(name.c_str());
-  }
-  ~ScopedEnv() {
-    if (old) ::setenv(name.c_str(), old->c_str(), 1);
-    else ::unsetenv(name.c_str());
-  }
-};
-
-}  // namespace
-
 TEST_CASE("the process settings tune malloc unless the environment sets it") {
 #if defined(__GLIBC__)
   {
-    ScopedEnv a("VLMRT_MALLOC_TUNING", nullptr), b("MALLOC_MMAP_THRESHOLD_", nullptr),
-        c("MALLOC_TRIM_THRESHOLD_", nullptr), d("GLIBC_TUNABLES", "glibc.cpu.hwcaps=-AVX512F");
+    vlm::test::ScopedEnv env;
+    for (const char* name : {"VLMRT_MALLOC_TUNING", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"}) {
+      env.set(name, nullptr);
+    }
+    env.set("GLIBC_TUNABLES", "glibc.cpu.hwcaps=-AVX512F");
     CHECK(vlm::malloc_tuning_wanted());
-    {
-      ScopedEnv off("VLMRT_MALLOC_TUNING", "0");
-      CHECK_FALSE(vlm::malloc_tuning_wanted());
-    }
-    {
-      ScopedEnv on("VLMRT_MALLOC_TUNING", "1");
-      CHECK(vlm::malloc_tuning_wanted());
-    }
-    {
-      ScopedEnv own("MALLOC_MMAP_THRESHOLD_", "65536");
-      CHECK_FALSE(vlm::malloc_tuning_wanted());
-    }
-    {
-      ScopedEnv own("MALLOC_TRIM_THRESHOLD_", "65536");
-      CHECK_FALSE(vlm::malloc_tuning_wanted());
-    }
-    {
-      ScopedEnv own("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536");
-      CHECK_FALSE(vlm::malloc_tuning_wanted());
-    }
+    env.set("VLMRT_MALLOC_TUNING", "0");
+    CHECK_FALSE(vlm::malloc_tuning_wanted());
+    env.set("VLMRT_MALLOC_TUNING", "1");
+    CHECK(vlm::malloc_tuning_wanted());
+    env.set("MALLOC_MMAP_THRESHOLD_", "65536");
+    CHECK_FALSE(vlm::malloc_tuning_wanted());
+    env.set("MALLOC_MMAP_THRESHOLD_", nullptr);
+    env.set("MALLOC_TRIM_THRESHOLD_", "65536");
+    CHECK_FALSE(vlm::malloc_tuning_wanted());
+    env.set("MALLOC_TRIM_THRESHOLD_", nullptr);
+    env.set("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536");
+    CHECK_FALSE(vlm::malloc_tuning_wanted());
   }
   if (vlm::malloc_tuning_wanted()) {
     vlm::configure_process_for_models();

@@ -15,7 +15,8 @@ patches = 256 merged tokens per row): greedy generate() of exactly --new-tokens 
 token) and peak RSS, each side in its own process (transformers in a child of this script, vlmrt through
 bench_model --generate --serve). Both processes stay loaded and take turns, --iters runs each, so every
 transformers run has a vlmrt run next to it in time: on a shared host the memory rate, which sets the decode speed
-of both, can move by half within minutes. Each cell's ratios are the medians of the per-pair ratios. --text-layers / --vision-depth shrink the model for slow machines:
+of both, can move by half within minutes. Each cell's ratios are the medians of the per-pair ratios.
+--text-layers / --vision-depth shrink the model for slow machines:
   tools/oracle/.venv/bin/python tools/bench/bench_model.py --bench build-model/bench/model/bench_model --threads 2 \
       --config small-issue --text-layers 24 --vision-depth 32
 """
