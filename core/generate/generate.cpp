@@ -110,7 +110,8 @@ GenerationResult greedy_or_sample(VisionLanguageModel& model, const ForwardInput
 
   at::Generator generator = at::detail::createCPUGenerator(o.seed);
   auto state = model.new_state(rows);
-  ForwardInputs step{batch.input_ids, batch.attention_mask, prompt.vision, /*all_logits=*/false};
+  ForwardInputs step{batch.input_ids, batch.attention_mask, prompt.vision, /*all_logits=*/false,
+                     /*logit_positions=*/{}};
   torch::Tensor logits = model.forward(step, state.get());
   torch::Tensor sequences = batch.input_ids;
   torch::Tensor mask = batch.attention_mask;
@@ -156,7 +157,7 @@ GenerationResult greedy_or_sample(VisionLanguageModel& model, const ForwardInput
     }
     if (all_done || generated + 1 == max_new) break;
     mask = torch::cat({mask, torch::ones({rows, 1}, mask.options())}, 1);
-    ForwardInputs decode{next.unsqueeze(1), mask, {}, /*all_logits=*/false};
+    ForwardInputs decode{next.unsqueeze(1), mask, {}, /*all_logits=*/false, /*logit_positions=*/{}};
     logits = model.forward(decode, state.get());
   }
   return result;
@@ -208,7 +209,8 @@ GenerationResult beam_search(VisionLanguageModel& model, const ForwardInputs& pr
   // Prefill once per prompt, then give every beam its own copy of the state.
   at::Generator generator = at::detail::createCPUGenerator(o.seed);
   auto state = model.new_state(B);
-  ForwardInputs first{batch.input_ids, batch.attention_mask, prompt.vision, /*all_logits=*/false};
+  ForwardInputs first{batch.input_ids, batch.attention_mask, prompt.vision, /*all_logits=*/false,
+                      /*logit_positions=*/{}};
   torch::Tensor logits = model.forward(first, state.get());
   const torch::Tensor expand_rows = torch::arange(B, i64).repeat_interleave(nb);
   state->reorder(expand_rows);
@@ -223,7 +225,8 @@ GenerationResult beam_search(VisionLanguageModel& model, const ForwardInputs& pr
     if (!first_step) {
       flat_running = running_sequences.narrow(2, 0, cur_len).reshape({B * nb, cur_len});
       torch::Tensor mask = torch::cat({prompt_mask, torch::ones({B * nb, cur_len - L}, prompt_mask.options())}, 1);
-      ForwardInputs step{flat_running.narrow(1, cur_len - 1, 1), mask, {}, /*all_logits=*/false};
+      ForwardInputs step{flat_running.narrow(1, cur_len - 1, 1), mask, {}, /*all_logits=*/false,
+                         /*logit_positions=*/{}};
       logits = model.forward(step, state.get());
     }
     torch::Tensor log_probs = torch::log_softmax(logits.select(1, logits.size(1) - 1).to(torch::kFloat32), -1);
@@ -447,7 +450,7 @@ ContinuationScore score_continuation(VisionLanguageModel& model, const std::vect
   all.insert(all.end(), continuation.begin(), continuation.end());
   const torch::Device device = model.device();
   torch::Tensor ids = torch::tensor(all, torch::TensorOptions().dtype(torch::kInt64)).view({1, -1}).to(device);
-  ForwardInputs inputs{ids, torch::Tensor(), vision, /*all_logits=*/true};
+  ForwardInputs inputs{ids, torch::Tensor(), vision, /*all_logits=*/true, /*logit_positions=*/{}};
   torch::Tensor logits = model.forward(inputs, nullptr).to(torch::kFloat32);
   const std::int64_t P = static_cast<std::int64_t>(prompt_ids.size());
   const std::int64_t C = static_cast<std::int64_t>(continuation.size());

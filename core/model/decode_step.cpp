@@ -261,6 +261,64 @@ void store_kv(const DecodeStep& step, const KVCache::Slots& slots) {
   }
 }
 
+// The attention probabilities of one head from its raw scores s[0..S): each score rounded to W, scaled (rounded),
+// plus the mask (rounded); softmax in float32, the probabilities rounded to W.
+template <typename W>
+void probabilities_portable(float* s, std::int64_t S, float scale, const float* mask) {
+  float top = -INFINITY;
+  for (std::int64_t j = 0; j < S; ++j) {
+    float x = round_to<W>(round_to<W>(s[j]) * scale);
+    if (mask) x = round_to<W>(x + mask[j]);
+    s[j] = x;
+    top = std::max(top, x);
+  }
+  float sum = 0.f;
+  for (std::int64_t j = 0; j < S; ++j) {
+    s[j] = std::exp(s[j] - top);
+    sum += s[j];
+  }
+  const float inverse = 1.f / sum;
+  for (std::int64_t j = 0; j < S; ++j) s[j] = round_to<W>(s[j] * inverse);
+}
+
+#if defined(__x86_64__)
+// The same 16 scores at a time, with simd::exp16 for std::exp and the sum in 16 lanes (libtorch's softmax also
+// sums in vector lanes, in its own order).
+template <typename W>
+VLM_AVX512 void probabilities_avx512(float* s, std::int64_t S, float scale, const float* mask) {
+  const __m512 scale_v = _mm512_set1_ps(scale);
+  __m512 top = _mm512_set1_ps(-INFINITY);
+  for (std::int64_t j = 0; j < S; j += 16) {
+    const __mmask16 lanes = simd::first_lanes(S - j);
+    __m512 x = simd::round16<W>(_mm512_mul_ps(simd::round16<W>(_mm512_maskz_loadu_ps(lanes, s + j)), scale_v));
+    if (mask) x = simd::round16<W>(_mm512_add_ps(x, _mm512_maskz_loadu_ps(lanes, mask + j)));
+    _mm512_mask_storeu_ps(s + j, lanes, x);
+    top = _mm512_mask_max_ps(top, lanes, top, x);
+  }
+  const __m512 top_v = _mm512_set1_ps(_mm512_reduce_max_ps(top));
+  __m512 sum = _mm512_setzero_ps();
+  for (std::int64_t j = 0; j < S; j += 16) {
+    const __mmask16 lanes = simd::first_lanes(S - j);
+    const __m512 e = simd::exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, s + j), top_v));
+    _mm512_mask_storeu_ps(s + j, lanes, e);
+    sum = _mm512_mask_add_ps(sum, lanes, sum, e);
+  }
+  const __m512 inverse = _mm512_set1_ps(1.f / _mm512_reduce_add_ps(sum));
+  for (std::int64_t j = 0; j < S; j += 16) {
+    const __mmask16 lanes = simd::first_lanes(S - j);
+    _mm512_mask_storeu_ps(s + j, lanes, simd::round16<W>(_mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, s + j), inverse)));
+  }
+}
+#endif
+
+template <typename W>
+void probabilities(float* s, std::int64_t S, float scale, const float* mask) {
+#if defined(__x86_64__)
+  if (simd::cpu_has_avx512()) return probabilities_avx512<W>(s, S, scale, mask);
+#endif
+  probabilities_portable<W>(s, S, scale, mask);
+}
+
 // attention() for one query per row: scores q . k rounded to W, scaled (rounded), plus the mask (rounded); softmax
 // in float32, probabilities rounded to W; their sum over the values rounded to W. One task per (row, KV head): its
 // `group` query heads read that head's keys and values once, as the grouped matmul does.
@@ -283,20 +341,7 @@ void attend(DecodeStep& step, const KVCache::Slots& slots) {
       head_scores(q, group, K, S, D, scores.data());
       for (std::int64_t h = 0; h < group; ++h) {
         float* s = scores.data() + h * S;
-        float top = -INFINITY;
-        for (std::int64_t j = 0; j < S; ++j) {
-          float x = round_to<W>(round_to<W>(s[j]) * scale);
-          if (mask) x = round_to<W>(x + mask[j]);
-          s[j] = x;
-          top = std::max(top, x);
-        }
-        float sum = 0.f;
-        for (std::int64_t j = 0; j < S; ++j) {
-          s[j] = std::exp(s[j] - top);
-          sum += s[j];
-        }
-        const float inverse = 1.f / sum;
-        for (std::int64_t j = 0; j < S; ++j) s[j] = round_to<W>(s[j] * inverse);
+        probabilities<W>(s, S, scale, mask);
         float* out = step.attended.data() + (r * step.heads + g * group + h) * D;
         weighted_sum(s, V, S, D, out);
         for (std::int64_t d = 0; d < D; ++d) out[d] = round_to<W>(out[d]);
@@ -323,6 +368,46 @@ inline float silu<c10::BFloat16>(float x) {
   return round_to<B>(x / round_to<B>(1.f + round_to<B>(std::exp(-x))));
 }
 
+// gate = silu(gate) * up, each rounded to W, as silu() and the scalar loop below; the exponential comes from
+// simd::exp16 / exp8 (float64, rounded once) in place of std::exp, the rest is the same float32 operations.
+#if defined(__x86_64__)
+template <typename W>
+VLM_AVX512 void silu_times_up_avx512(float* gate, const float* up, std::int64_t count) {
+  const __m512 one = _mm512_set1_ps(1.f);
+  for (std::int64_t i = 0; i < count; i += 16) {
+    const __mmask16 mask = simd::first_lanes(count - i);
+    const __m512 x = _mm512_maskz_loadu_ps(mask, gate + i);
+    const __m512 e = simd::exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+    __m512 activated;
+    if constexpr (std::is_same_v<W, c10::BFloat16>) {
+      activated = simd::round16<W>(_mm512_div_ps(x, simd::round16<W>(_mm512_add_ps(one, simd::round16<W>(e)))));
+    } else {
+      activated = simd::round16<W>(_mm512_div_ps(x, _mm512_add_ps(one, e)));
+    }
+    const __m512 product = simd::round16<W>(_mm512_mul_ps(activated, _mm512_maskz_loadu_ps(mask, up + i)));
+    _mm512_mask_storeu_ps(gate + i, mask, product);
+  }
+}
+
+template <typename W>
+VLM_AVX2 void silu_times_up_avx2(float* gate, const float* up, std::int64_t count) {
+  const __m256 one = _mm256_set1_ps(1.f);
+  std::int64_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    const __m256 x = _mm256_loadu_ps(gate + i);
+    const __m256 e = simd::exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+    __m256 activated;
+    if constexpr (std::is_same_v<W, c10::BFloat16>) {
+      activated = simd::round8<W>(_mm256_div_ps(x, simd::round8<W>(_mm256_add_ps(one, simd::round8<W>(e)))));
+    } else {
+      activated = simd::round8<W>(_mm256_div_ps(x, _mm256_add_ps(one, e)));
+    }
+    _mm256_storeu_ps(gate + i, simd::round8<W>(_mm256_mul_ps(activated, _mm256_loadu_ps(up + i))));
+  }
+  for (; i < count; ++i) gate[i] = round_to<W>(silu<W>(gate[i]) * up[i]);
+}
+#endif
+
 // act(gate) * up, each rounded to W; SiLU inline, other activations through the module's own function.
 template <typename W>
 void gate_times_up(const GatedMLPImpl& mlp, float* gate, const float* up, std::int64_t rows, std::int64_t n,
@@ -330,12 +415,16 @@ void gate_times_up(const GatedMLPImpl& mlp, float* gate, const float* up, std::i
   const auto count = rows * n;
   const auto& name = mlp.activation_name();
   if (name == "silu" || name == "swish") {
-    for (std::int64_t i = 0; i < count; ++i) gate[i] = silu<W>(gate[i]);
-  } else {
-    auto activated = mlp.activation()(torch::from_blob(gate, {rows, n}, torch::kFloat).to(dtype));
-    auto widened = activated.to(torch::kFloat).contiguous();
-    std::memcpy(gate, widened.data_ptr<float>(), sizeof(float) * static_cast<std::size_t>(count));
+#if defined(__x86_64__)
+    if (simd::cpu_has_avx512()) return silu_times_up_avx512<W>(gate, up, count);
+    if (simd::cpu_has_avx2_fma()) return silu_times_up_avx2<W>(gate, up, count);
+#endif
+    for (std::int64_t i = 0; i < count; ++i) gate[i] = round_to<W>(silu<W>(gate[i]) * up[i]);
+    return;
   }
+  auto activated = mlp.activation()(torch::from_blob(gate, {rows, n}, torch::kFloat).to(dtype));
+  auto widened = activated.to(torch::kFloat).contiguous();
+  std::memcpy(gate, widened.data_ptr<float>(), sizeof(float) * static_cast<std::size_t>(count));
   for (std::int64_t i = 0; i < count; ++i) gate[i] = round_to<W>(gate[i] * up[i]);
 }
 

@@ -4,7 +4,9 @@
 // when Projection routes to it.
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "model/layers.h"
@@ -66,6 +68,22 @@ VLM_AVX512 void reduce_both(const float* values, float* got, float* want) {
     want[j] = _mm512_reduce_add_ps(acc[j]);
   }
   vlm::simd::reduce_add16(acc, got);
+}
+
+// simd::exp16 / exp8 and round16 / round8 over an array (whole vectors; n a multiple of 16).
+VLM_AVX512 void exp_avx512(const float* x, float* out, std::size_t n) {
+  for (std::size_t i = 0; i < n; i += 16) _mm512_storeu_ps(out + i, vlm::simd::exp16(_mm512_loadu_ps(x + i)));
+}
+VLM_AVX2 void exp_avx2(const float* x, float* out, std::size_t n) {
+  for (std::size_t i = 0; i < n; i += 8) _mm256_storeu_ps(out + i, vlm::simd::exp8(_mm256_loadu_ps(x + i)));
+}
+template <typename W>
+VLM_AVX512 void round_avx512(const float* x, float* out, std::size_t n) {
+  for (std::size_t i = 0; i < n; i += 16) _mm512_storeu_ps(out + i, vlm::simd::round16<W>(_mm512_loadu_ps(x + i)));
+}
+template <typename W>
+VLM_AVX2 void round_avx2(const float* x, float* out, std::size_t n) {
+  for (std::size_t i = 0; i < n; i += 8) _mm256_storeu_ps(out + i, vlm::simd::round8<W>(_mm256_loadu_ps(x + i)));
 }
 #endif
 
@@ -140,6 +158,106 @@ TEST_CASE("simd::reduce_add16 gives each vector's _mm512_reduce_add_ps, bit for 
   int same = 0;
   for (int j = 0; j < 16; ++j) same += std::memcmp(&got[j], &want[j], sizeof(float)) == 0;
   CHECK(same == 16);
+}
+
+namespace {
+std::uint32_t bits_of(float v) {
+  std::uint32_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
+float from_bits(std::uint32_t b) {
+  float v;
+  std::memcpy(&v, &b, sizeof v);
+  return v;
+}
+// Distance in ulps between two finite floats of one sign (or both zero).
+std::int64_t ulps_apart(float a, float b) {
+  return std::abs(static_cast<std::int64_t>(bits_of(a)) - static_cast<std::int64_t>(bits_of(b)));
+}
+}  // namespace
+
+TEST_CASE("simd::exp16 and exp8 round the exact exponential once, as glibc's expf nearly always does") {
+  // Arguments across the whole range, through overflow (above 88.72) and into float32's denormals (below -87.34)
+  // and 0 (below -103.97), and the special values.
+  std::vector<float> x;
+  for (int i = 0; i < 200000; ++i) x.push_back(-110.f + 205.f * static_cast<float>(i) / 200000.f);
+  for (float v : {0.f, -0.f, 1.f, -1.f, 1e-30f, -1e-30f, 88.72f, 88.73f, -87.33f, -103.9f, -104.f, 1e30f, -1e30f,
+                  INFINITY, -INFINITY, NAN}) {
+    x.push_back(v);
+  }
+  while (x.size() % 16 != 0) x.push_back(0.5f);
+  std::vector<float> got(x.size());
+  std::vector<std::pair<std::string, void (*)(const float*, float*, std::size_t)>> paths;
+  if (simd::cpu_has_avx512()) paths.emplace_back("avx512", exp_avx512);
+  if (simd::cpu_has_avx2_fma()) paths.emplace_back("avx2", exp_avx2);
+  if (paths.empty()) MESSAGE("this CPU has neither AVX-512 nor AVX2: exp16 and exp8 are not used here");
+  for (const auto& [name, exp_path] : paths) {
+    CAPTURE(name);
+    exp_path(x.data(), got.data(), x.size());
+    std::size_t same_as_rounded_exact = 0, same_as_libm = 0;
+    std::int64_t worst = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const float exact = static_cast<float>(std::exp(static_cast<double>(x[i])));  // float64, rounded once
+      const float libm = std::exp(x[i]);
+      CAPTURE(x[i]);
+      if (std::isnan(x[i])) {
+        CHECK(std::isnan(got[i]));
+        continue;
+      }
+      REQUIRE_FALSE(std::isnan(got[i]));
+      REQUIRE(std::signbit(got[i]) == false);
+      same_as_rounded_exact += bits_of(got[i]) == bits_of(exact);
+      same_as_libm += bits_of(got[i]) == bits_of(libm);
+      if (std::isinf(exact) || std::isinf(got[i])) {
+        CHECK(got[i] == exact);
+      } else {
+        worst = std::max(worst, ulps_apart(got[i], exact));
+      }
+    }
+    const double n = static_cast<double>(x.size() - 1);  // less the NaN
+    MESSAGE(name << ": equal to the rounded float64 exponential " << 100 * same_as_rounded_exact / n
+                 << " %, to expf " << 100 * same_as_libm / n << " %, at most " << worst << " ulp apart");
+    CHECK(worst <= 1);
+    CHECK(same_as_rounded_exact >= 0.9999 * n);
+    CHECK(same_as_libm >= 0.999 * n);
+  }
+}
+
+TEST_CASE("simd::round16 and round8 round to bfloat16 and float16 as c10's conversions do, bit for bit") {
+  // Random bit patterns (every exponent, NaNs and infinities among them), the halfway cases and the edges.
+  std::vector<float> x;
+  std::uint32_t state = 12345;
+  for (int i = 0; i < 100000; ++i) {
+    state = state * 1664525u + 1013904223u;
+    x.push_back(from_bits(state));
+  }
+  for (std::uint32_t b : {0x3F808000u, 0x3F818000u, 0x7F7FFFFFu, 0xFF7FFFFFu, 0x477FF000u, 0x477FEFFFu, 0x33000000u,
+                          0x00000001u, 0x80000000u, 0x7F800000u, 0x7FC00000u, 0x7F800001u}) {
+    x.push_back(from_bits(b));
+  }
+  while (x.size() % 16 != 0) x.push_back(1.f);
+  std::vector<float> got(x.size());
+  auto check = [&](const std::string& name, auto round_path, auto round_scalar) {
+    CAPTURE(name);
+    round_path(x.data(), got.data(), x.size());
+    std::size_t same = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const float want = round_scalar(x[i]);
+      same += std::isnan(want) ? std::isnan(got[i]) : bits_of(got[i]) == bits_of(want);
+    }
+    CHECK(same == x.size());
+  };
+  auto bf16 = [](float v) { return simd::round_to<c10::BFloat16>(v); };
+  auto fp16 = [](float v) { return simd::round_to<c10::Half>(v); };
+  if (simd::cpu_has_avx512()) {
+    check("avx512 bfloat16", round_avx512<c10::BFloat16>, bf16);
+    check("avx512 float16", round_avx512<c10::Half>, fp16);
+  }
+  if (simd::cpu_has_avx2_fma()) {
+    check("avx2 bfloat16", round_avx2<c10::BFloat16>, bf16);
+    check("avx2 float16", round_avx2<c10::Half>, fp16);
+  }
 }
 #endif
 
