@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "base/error.h"
+#include "generate/greedy_pick.h"
 #include "io/hf_files.h"
 
 namespace vlm {
@@ -116,18 +117,22 @@ GenerationResult greedy_or_sample(VisionLanguageModel& model, const ForwardInput
   torch::Tensor sequences = batch.input_ids;
   torch::Tensor mask = batch.attention_mask;
   const torch::Tensor leading_padding = (mask != 0).to(torch::kInt32).argmax(1);
+  // Without padding the decode steps need no mask (all ones is no mask): the model then builds none per step.
+  const bool padded = (mask == 0).any().item<bool>();
   bool stop = false;
 
   for (int generated = 0; generated < max_new && !stop; ++generated) {
     torch::Tensor scores = logits.select(1, logits.size(1) - 1).to(torch::kFloat32);
     scores = process_scores(scores, sequences, leading_padding, generated, o, 1);
-    torch::Tensor next;
+    torch::Tensor next, chosen_logprob;
     if (o.do_sample) {
       next = torch::multinomial(torch::softmax(scores, -1).cpu(), 1, false, generator).squeeze(1).to(device);
+      chosen_logprob = torch::log_softmax(scores, -1).gather(1, next.unsqueeze(1)).squeeze(1).cpu();
     } else {
-      next = scores.argmax(-1);
+      auto pick = greedy_pick(scores);
+      next = pick.index.to(device);
+      chosen_logprob = pick.log_prob;
     }
-    const torch::Tensor chosen_logprob = torch::log_softmax(scores, -1).gather(1, next.unsqueeze(1)).squeeze(1).cpu();
     // Finished rows keep receiving the pad token, as transformers does.
     std::vector<std::int64_t> next_host(rows);
     const torch::Tensor next_cpu = next.cpu();
@@ -156,8 +161,9 @@ GenerationResult greedy_or_sample(VisionLanguageModel& model, const ForwardInput
       break;
     }
     if (all_done || generated + 1 == max_new) break;
-    mask = torch::cat({mask, torch::ones({rows, 1}, mask.options())}, 1);
-    ForwardInputs decode{next.unsqueeze(1), mask, {}, /*all_logits=*/false, /*logit_positions=*/{}};
+    if (padded) mask = torch::cat({mask, torch::ones({rows, 1}, mask.options())}, 1);
+    ForwardInputs decode{next.unsqueeze(1), padded ? mask : torch::Tensor(), {}, /*all_logits=*/false,
+                         /*logit_positions=*/{}};
     logits = model.forward(decode, state.get());
   }
   return result;

@@ -1,6 +1,7 @@
-// Internal to core/model: the element conversions and the AVX-512 and AVX2 loads shared by the CPU decode kernels
-// (matvec.cpp, decode_step.cpp). Every kernel that uses them checks cpu_has_avx512() / cpu_has_avx2_fma() at run
-// time and keeps a portable path; the helpers carry their own target attributes, so the files need no -m flags.
+// Internal to the core: the element conversions and the AVX-512 and AVX2 helpers shared by the CPU decode kernels
+// (model/matvec.cpp, model/decode_step.cpp, generate/greedy_pick.cpp). Every kernel that uses them checks
+// cpu_has_avx512() / cpu_has_avx2_fma() at run time and keeps a portable path; the helpers carry their own target
+// attributes, so the files need no -m flags.
 #pragma once
 
 #include <c10/util/BFloat16.h>
