@@ -14,8 +14,11 @@ patches = 256 merged tokens per row): greedy generate() of exactly --new-tokens 
 --dtypes dtype, time to first token, decode tokens/s (rows x (new tokens - 1) / time from the first to the last
 token) and peak RSS, each side in its own process (transformers in a child of this script, vlmrt through
 bench_model --generate --serve). Both processes stay loaded and take turns, --iters runs each, so every
-transformers run has a vlmrt run next to it in time: on a shared host the memory rate, which sets the decode speed
-of both, can move by half within minutes. Each cell's ratios are the medians of the per-pair ratios.
+transformers run has a vlmrt run next to it in time: on a shared host the memory rate, which sets vlmrt's batch-1
+decode speed, can move by half within minutes. Each cell's ratios are the medians of the per-pair ratios. Each pair
+also reports the memory's read rate around the vlmrt run (bench_model reads the language model's weights before
+and after it), vlmrt's decode rate as a share of what that read rate allows (the weights streamed once per step),
+and ratio_ceiling: the ratio to transformers that reading the weights at that rate, and nothing else, would give.
 --text-layers / --vision-depth shrink the model for slow machines:
   tools/oracle/.venv/bin/python tools/bench/bench_model.py --bench build-model/bench/model/bench_model --threads 2 \
       --config small-issue --text-layers 24 --vision-depth 32
@@ -196,11 +199,23 @@ def issue_main(args):
                 pairs.append((runs["transformers"], runs["bench_model"]))
             hf_summary, native_summary = hf.finish(), native.finish()
             decode_ratios = [n["decode_tokens_per_s"] / h["decode_tokens_per_s"] for h, n in pairs]
+            # The memory's read rate around each vlmrt run against the bytes a decode step streams: the decode
+            # rate vlmrt reached as a share of that rate, and the best ratio to transformers that any
+            # implementation streaming the weights once per step could have reached in that pair.
+            weight_gb = native.ready["decode_weight_bytes"] / 1e9
+            def memory(h, n):
+                ceiling = batch * n["read_GBps"] / weight_gb
+                return {"read_GBps": n["read_GBps"],
+                        "vlmrt_share_of_read_rate": n["decode_tokens_per_s"] / ceiling,
+                        "ratio_ceiling": ceiling / h["decode_tokens_per_s"]}
             row = {"dtype": dtype, "batch": batch, "transformers": hf_summary, "vlmrt": native_summary,
-                   "pairs": [{"transformers": h, "vlmrt": n} for h, n in pairs],
+                   "pairs": [{"transformers": h, "vlmrt": n, "memory": memory(h, n)} for h, n in pairs],
                    "ratio_ttft": statistics.median(h["ttft_ms"] / n["ttft_ms"] for h, n in pairs),
                    "ratio_decode_tokens_per_s": statistics.median(decode_ratios),
                    "ratio_decode_tokens_per_s_range": [min(decode_ratios), max(decode_ratios)],
+                   "ratio_ceiling": statistics.median(memory(h, n)["ratio_ceiling"] for h, n in pairs),
+                   "vlmrt_share_of_read_rate": statistics.median(memory(h, n)["vlmrt_share_of_read_rate"]
+                                                                 for h, n in pairs),
                    "rss_vlmrt_over_transformers": native_summary["peak_rss_mb"] / hf_summary["peak_rss_mb"]}
             print(json.dumps(row), flush=True)
             rows.append(row)
