@@ -163,20 +163,37 @@ void axpy(float p, const W* v, float* acc, std::int64_t D) {
   axpy_portable(p, v, acc, D);
 }
 
-// scores[h * S + j] = q_h . k_j for the `group` query heads q (D apart) and keys k_0..k_{S-1} (D apart); each key
-// block stays in the L1 cache for all heads.
+// Asks for `bytes` from p on into the cache (each 64-byte line once).
+inline void prefetch_bytes(const void* p, std::int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (std::int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b, 0, 3);
+}
+
+// scores[h * S + j] = q_h . k_j for the `group` query heads q (D apart) and keys k_0..k_{S-1} (D apart); each block
+// of 16 keys stays in the L1 cache for all heads. The keys two blocks ahead, and the block's values (read after
+// the softmax), are asked for as the block is scored: the cache of a layer was last touched a whole decode step
+// ago, and without this attention waited on memory (23.7-24.6 against 23.4-24.2 ms a bfloat16 step at 556
+// positions, four runs of alternating steps on a 2-core Zen 5 EPYC).
 template <typename W>
-void head_scores(const float* q, std::int64_t group, const W* keys, std::int64_t S, std::int64_t D, float* scores) {
-  std::int64_t j = 0;
+void head_scores(const float* q, std::int64_t group, const W* keys, const W* values, std::int64_t S, std::int64_t D,
+                 float* scores) {
+  const std::int64_t row_bytes = D * static_cast<std::int64_t>(sizeof(W));
 #if defined(__x86_64__)
-  if (simd::cpu_has_avx512()) {
-    for (; j + 16 <= S; j += 16) {
-      for (std::int64_t h = 0; h < group; ++h) dot16_avx512(q + h * D, keys + j * D, D, scores + h * S + j);
-    }
-  }
+  const bool avx512 = simd::cpu_has_avx512();
 #endif
-  for (; j < S; ++j) {
-    for (std::int64_t h = 0; h < group; ++h) scores[h * S + j] = dot(q + h * D, keys + j * D, D);
+  for (std::int64_t j0 = 0; j0 < S; j0 += 16) {
+    const std::int64_t n = std::min<std::int64_t>(16, S - j0);
+    if (j0 + 32 < S) prefetch_bytes(keys + (j0 + 32) * D, std::min<std::int64_t>(16, S - j0 - 32) * row_bytes);
+    prefetch_bytes(values + j0 * D, n * row_bytes);
+#if defined(__x86_64__)
+    if (avx512 && n == 16) {
+      for (std::int64_t h = 0; h < group; ++h) dot16_avx512(q + h * D, keys + j0 * D, D, scores + h * S + j0);
+      continue;
+    }
+#endif
+    for (std::int64_t j = j0; j < j0 + n; ++j) {
+      for (std::int64_t h = 0; h < group; ++h) scores[h * S + j] = dot(q + h * D, keys + j * D, D);
+    }
   }
 }
 
@@ -380,7 +397,7 @@ void attend(DecodeStep& step, const KVCache::Slots& slots) {
       const W* V = values + (r * step.kv_heads + g) * capacity * D;
       const float* mask = step.mask ? step.mask + r * S : nullptr;
       const float* q = step.q.data() + (r * step.heads + g * group) * D;
-      head_scores(q, group, K, S, D, scores.data());
+      head_scores(q, group, K, V, S, D, scores.data());
       for (std::int64_t h = 0; h < group; ++h) {
         float* s = scores.data() + h * S;
         probabilities<W>(s, S, scale, mask);
