@@ -50,10 +50,10 @@ VLM_AVX512 bool pick_row_avx512(const float* x, std::int64_t V, std::int64_t& in
   if (!std::isfinite(top)) return false;
   index = _mm512_mask_reduce_min_epi32(_mm512_cmp_ps_mask(best, _mm512_set1_ps(top), _CMP_EQ_OQ), best_at);
   const __m512 top_v = _mm512_set1_ps(top);
-  // float32 lanes over blocks of 2048 scores, each block's sums added into float64 lanes: the error of a 151936-wide
+  // float32 lanes over blocks of 256 scores, each block's sums added into float64 lanes: the error of a 151936-wide
   // float32 sum (1e-5 relative, more than libtorch's) stays out of the result.
   __m512d total0 = _mm512_setzero_pd(), total1 = _mm512_setzero_pd();
-  constexpr std::int64_t block = 2048;
+  constexpr std::int64_t block = 256;
   for (std::int64_t b = 0; b < V; b += block) {
     const std::int64_t end = std::min(V, b + block);
     __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
@@ -72,6 +72,66 @@ VLM_AVX512 bool pick_row_avx512(const float* x, std::int64_t V, std::int64_t& in
   log_prob = static_cast<float>(-std::log(_mm512_reduce_add_pd(_mm512_add_pd(total0, total1))));
   return true;
 }
+
+// pick_row_avx512 in 8 lanes; the scores past the last whole 8 in scalar code.
+VLM_AVX2 bool pick_row_avx2(const float* x, std::int64_t V, std::int64_t& index, float& log_prob) {
+  if (V > std::numeric_limits<std::int32_t>::max() - 8) return false;
+  const std::int64_t body = V - V % 8;
+  __m256 best = _mm256_set1_ps(-INFINITY);
+  __m256i best_at = _mm256_setzero_si256();
+  __m256i at = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i step = _mm256_set1_epi32(8);
+  __m256 nan = _mm256_setzero_ps();
+  for (std::int64_t j = 0; j < body; j += 8) {
+    const __m256 v = _mm256_loadu_ps(x + j);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    const __m256 greater = _mm256_cmp_ps(v, best, _CMP_GT_OQ);  // strictly: a lane keeps its first maximum
+    best = _mm256_blendv_ps(best, v, greater);
+    best_at = _mm256_castps_si256(
+        _mm256_blendv_ps(_mm256_castsi256_ps(best_at), _mm256_castsi256_ps(at), greater));
+    at = _mm256_add_epi32(at, step);
+  }
+  if (_mm256_movemask_ps(nan) != 0) return false;
+  float lanes[8];
+  std::int32_t lane_at[8];
+  _mm256_storeu_ps(lanes, best);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(lane_at), best_at);
+  float top = -INFINITY;
+  std::int64_t top_at = -1;
+  for (int i = 0; i < 8; ++i) {
+    if (lanes[i] > top || (lanes[i] == top && top_at >= 0 && lane_at[i] < top_at)) {
+      top = lanes[i];
+      top_at = lane_at[i];
+    }
+  }
+  for (std::int64_t j = body; j < V; ++j) {  // later than every lane's index: only a larger value wins
+    if (std::isnan(x[j])) return false;
+    if (x[j] > top) {
+      top = x[j];
+      top_at = j;
+    }
+  }
+  if (!std::isfinite(top)) return false;
+  index = top_at;
+  const __m256 top_v = _mm256_set1_ps(top);
+  __m256d total = _mm256_setzero_pd();
+  constexpr std::int64_t block = 256;
+  for (std::int64_t b = 0; b < body; b += block) {
+    const std::int64_t end = std::min(body, b + block);
+    __m256 sum = _mm256_setzero_ps();
+    for (std::int64_t j = b; j < end; j += 8) {
+      sum = _mm256_add_ps(sum, simd::exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), top_v)));
+    }
+    total = _mm256_add_pd(total, _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(sum)),
+                                               _mm256_cvtps_pd(_mm256_extractf128_ps(sum, 1))));
+  }
+  double lanes_sum[4];
+  _mm256_storeu_pd(lanes_sum, total);
+  double sum = (lanes_sum[0] + lanes_sum[1]) + (lanes_sum[2] + lanes_sum[3]);
+  for (std::int64_t j = body; j < V; ++j) sum += std::exp(static_cast<double>(x[j]) - top);
+  log_prob = static_cast<float>(-std::log(sum));
+  return true;
+}
 #endif
 
 }  // namespace
@@ -88,9 +148,12 @@ GreedyPick greedy_pick(const torch::Tensor& scores) {
   torch::Tensor host = scores.device().is_cpu() ? scores.contiguous() : torch::Tensor();
   for (std::int64_t r = 0; r < rows; ++r) {
 #if defined(__x86_64__)
-    if (host.defined() && V > 0 && simd::cpu_has_avx512() &&
-        pick_row_avx512(host.data_ptr<float>() + r * V, V, index[r], log_prob[r])) {
-      continue;
+    if (host.defined() && V > 0) {
+      const float* row = host.data_ptr<float>() + r * V;
+      if (simd::cpu_has_avx512() ? pick_row_avx512(row, V, index[r], log_prob[r])
+                                 : simd::cpu_has_avx2_fma() && pick_row_avx2(row, V, index[r], log_prob[r])) {
+        continue;
+      }
     }
 #endif
     const auto row = scores.select(0, r);

@@ -13,8 +13,8 @@ struct GreedyPick {
 };
 
 // For each row of `scores` [rows, V] (float32): the index of its largest value, the first of equal ones and a NaN
-// counting as largest (torch::argmax), and log_softmax of the row at that index. Computed in AVX-512 lanes where
-// the CPU has them; rows with a NaN or without a finite maximum, other CPUs and other devices go through
+// counting as largest (torch::argmax), and log_softmax of the row at that index. Computed in AVX-512 or AVX2 lanes
+// where the CPU has them; rows with a NaN or without a finite maximum, other CPUs and other devices go through
 // torch::argmax and torch::log_softmax.
 GreedyPick greedy_pick(const torch::Tensor& scores);
 

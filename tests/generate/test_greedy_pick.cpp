@@ -50,11 +50,16 @@ TEST_CASE("greedy_pick gives torch::argmax and log_softmax at it, on every instr
       check_rows(torch::randn({3, V}) * 4, name + " random, V " + std::to_string(V));
     }
     // Ties: the first of equal maxima, within one 16-lane block and across blocks.
-    auto ties = torch::zeros({2, 100});
+    // Row 2: the later maximum in a lower lane (16 against 13); row 3: one in the tail past the last whole vector.
+    auto ties = torch::zeros({4, 100});
     ties[0][37] = 2.f;
     ties[0][5] = 2.f;
     ties[0][21] = 2.f;
     ties[1].fill_(1.f);
+    ties[2][16] = 3.f;
+    ties[2][13] = 3.f;
+    ties[3][99] = 4.f;
+    ties[3][50] = 4.f;
     check_rows(ties, name + " ties");
     // Suppressed tokens (-inf), and a row that is -inf but for its tail.
     auto suppressed = torch::randn({2, 50});
