@@ -188,9 +188,9 @@ TEST_CASE("fused decode step on every instruction set the CPU has (portable, AVX
 
 TEST_CASE("fused decode step over a longer past: attention scores in blocks of 16 keys and a tail") {
   // Decode steps from 6 to 43 cached positions: none, one and two whole blocks of 16, with and without a tail.
-  // float16 is left out: its op-by-op and fused runs drift apart step by step (equal in 95 % of the outputs at 12
-  // positions, 90 % at 28, 60-90 % at 43, on AVX2 as on AVX-512; differences of 1-2 float16 steps), while both
-  // stay equally close to float32. float16 keeps 3 more bits than bfloat16, so the two paths' float32 summation
+  // float16 is left out: its op-by-op and fused runs drift apart step by step (equal at 12 positions, in 50-100 %
+  // of the outputs at 43 by head size, on AVX2 as on AVX-512; differences of 1-2 float16 steps), while both stay
+  // equally close to float32. float16 keeps 3 more bits than bfloat16, so the two paths' float32 summation
   // orders flip its rounding more often, and each step's difference feeds the next through the cache.
   const auto best = kernel_isa();
   for (auto isa : {KernelIsa::avx2, KernelIsa::avx512}) {
