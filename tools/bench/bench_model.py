@@ -227,9 +227,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench", help="path of the native bench_model binary")
     ap.add_argument("--workdir", default=None)
-    ap.add_argument("--prompt", type=int, default=128)
+    ap.add_argument("--prompt", type=int, default=None, help="prompt tokens (small: 128, small-issue: 300)")
     ap.add_argument("--steps", type=int, default=32)
-    ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--iters", type=int, default=None,
+                    help="timed iterations (small: 5) or pairs of runs per cell (small-issue: 3)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
     ap.add_argument("--config", default="small", choices=["small", "small-issue"])
@@ -246,11 +247,12 @@ def main():
         return hf_generate_worker(args)
     if not args.bench:
         ap.error("--bench is required")
-    if args.config == "small-issue":
-        if args.prompt == 128:
-            args.prompt = 300  # 256 image tokens and 44 of text
-        if args.iters == 5:
-            args.iters = 3  # pairs of runs per cell
+    small_issue = args.config == "small-issue"
+    if args.prompt is None:
+        args.prompt = 300 if small_issue else 128  # small-issue: 256 image tokens and 44 of text
+    if args.iters is None:
+        args.iters = 3 if small_issue else 5
+    if small_issue:
         return issue_main(args)
     torch.set_num_threads(args.threads)
     workdir = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="vlmrt-bench-model-"))
