@@ -281,13 +281,17 @@ void store_kv(const DecodeStep& step, const KVCache::Slots& slots) {
 // The attention probabilities of one head from its raw scores s[0..S): each score rounded to W, scaled (rounded),
 // plus the mask (rounded); softmax in float32, the probabilities rounded to W.
 template <typename W>
+inline float scaled_score(float raw, float scale, const float* mask, std::int64_t j) {
+  const float x = round_to<W>(round_to<W>(raw) * scale);
+  return mask ? round_to<W>(x + mask[j]) : x;
+}
+
+template <typename W>
 void probabilities_portable(float* s, std::int64_t S, float scale, const float* mask) {
   float top = -INFINITY;
   for (std::int64_t j = 0; j < S; ++j) {
-    float x = round_to<W>(round_to<W>(s[j]) * scale);
-    if (mask) x = round_to<W>(x + mask[j]);
-    s[j] = x;
-    top = std::max(top, x);
+    s[j] = scaled_score<W>(s[j], scale, mask, j);
+    top = std::max(top, s[j]);
   }
   float sum = 0.f;
   for (std::int64_t j = 0; j < S; ++j) {
@@ -343,10 +347,8 @@ VLM_AVX2 void probabilities_avx2(float* s, std::int64_t S, float scale, const fl
   _mm256_storeu_ps(lanes, top_v);
   float top = *std::max_element(lanes, lanes + 8);
   for (std::int64_t j = body; j < S; ++j) {
-    float x = round_to<W>(round_to<W>(s[j]) * scale);
-    if (mask) x = round_to<W>(x + mask[j]);
-    s[j] = x;
-    top = std::max(top, x);
+    s[j] = scaled_score<W>(s[j], scale, mask, j);
+    top = std::max(top, s[j]);
   }
   const __m256 top_b = _mm256_set1_ps(top);
   __m256 sum_v = _mm256_setzero_ps();

@@ -8,7 +8,9 @@
 #include <c10/util/Half.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <type_traits>
 
 #if defined(__x86_64__)
@@ -65,24 +67,33 @@ VLM_AVX512 inline __m512 load16(const c10::Half* p, __mmask16 mask) {
   return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, p));
 }
 
-// exp of 16 float32 values, each computed in float64 and rounded once to float32: within half an ulp plus a few
-// thousandths of the exact value, so equal to glibc's expf (itself within 0.502 ulp) except where the exact value
-// lies almost halfway between two floats. Overflow gives inf, underflow 0 or the rounded denormal, NaN stays NaN.
+// exp of 16 (exp16) or 8 (exp8) float32 values, each computed in float64 and rounded once to float32: within half
+// an ulp plus a few thousandths of the exact value, so equal to glibc's expf (itself within 0.502 ulp) except where
+// the exact value lies almost halfway between two floats. Overflow gives inf, underflow 0 or the rounded denormal,
+// NaN stays NaN. x = n ln2 + r with |r| <= ln2 / 2, e^r by its Taylor series to r^11 (remainder below 1e-13
+// relative), times 2^n. The argument is first clamped where float32's result is already inf (x > 88.73) or 0
+// (x < -103.98), so float64 never overflows.
+namespace exp_detail {
+inline constexpr double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
+inline constexpr float lowest = -150.f, highest = 100.f;
+// 1/11!, 1/10!, ..., 1/1!, 1/0!: Horner's order.
+inline constexpr double taylor[] = {1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0,
+                                    1.0 / 720.0,      1.0 / 120.0,     1.0 / 24.0,      1.0 / 6.0,     0.5,
+                                    1.0,              1.0};
+}  // namespace exp_detail
+
 VLM_AVX512 inline __m512d exp8d(__m512d x) {
-  // x = n ln2 + r with |r| <= ln2 / 2; e^r by its Taylor series to r^11 (remainder below 1e-13 relative).
-  const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
+  using namespace exp_detail;
+  const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(log2e)),
                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(0.6931471805599453), x);
-  __m512d p = _mm512_set1_pd(1.0 / 39916800.0);
-  constexpr double inverse_factorials[] = {1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0,
-                                           1.0 / 120.0,     1.0 / 24.0,      1.0 / 6.0,     0.5,          1.0,
-                                           1.0};
-  for (double c : inverse_factorials) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c));
+  const __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(ln2), x);
+  __m512d p = _mm512_set1_pd(taylor[0]);
+  for (std::size_t i = 1; i < std::size(taylor); ++i) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(taylor[i]));
   return _mm512_scalef_pd(p, n);
 }
 VLM_AVX512 inline __m512 exp16(__m512 x) {
-  // Clamped where float32's result is already inf (x > 88.73) or 0 (x < -103.98), so float64 never overflows.
-  const __m512 clamped = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-150.f)), _mm512_set1_ps(100.f));
+  const __m512 clamped = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(exp_detail::lowest)),
+                                       _mm512_set1_ps(exp_detail::highest));
   const __m256 low = _mm512_cvtpd_ps(exp8d(_mm512_cvtps_pd(_mm512_castps512_ps256(clamped))));
   const __m256 high = _mm512_cvtpd_ps(
       exp8d(_mm512_cvtps_pd(_mm256_castsi256_ps(_mm512_extracti64x4_epi64(_mm512_castps_si512(clamped), 1)))));
@@ -165,20 +176,19 @@ VLM_AVX2 inline __m256 load8(const c10::Half* p) {
 
 // exp8 and round8: exp16 and round16 on 8 lanes.
 VLM_AVX2 inline __m256d exp4d(__m256d x) {
-  const __m256d n = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634)),
+  using namespace exp_detail;
+  const __m256d n = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(log2e)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(0.6931471805599453), x);
-  __m256d p = _mm256_set1_pd(1.0 / 39916800.0);
-  constexpr double inverse_factorials[] = {1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0,
-                                           1.0 / 120.0,     1.0 / 24.0,      1.0 / 6.0,     0.5,          1.0,
-                                           1.0};
-  for (double c : inverse_factorials) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(c));
+  const __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(ln2), x);
+  __m256d p = _mm256_set1_pd(taylor[0]);
+  for (std::size_t i = 1; i < std::size(taylor); ++i) p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(taylor[i]));
   // 2^n from its exponent bits; |n| <= 217 after the clamp, inside float64's normal range.
   const __m256i biased = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n)), _mm256_set1_epi64x(1023));
   return _mm256_mul_pd(p, _mm256_castsi256_pd(_mm256_slli_epi64(biased, 52)));
 }
 VLM_AVX2 inline __m256 exp8(__m256 x) {
-  const __m256 clamped = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-150.f)), _mm256_set1_ps(100.f));
+  const __m256 clamped = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(exp_detail::lowest)),
+                                       _mm256_set1_ps(exp_detail::highest));
   const __m128 low = _mm256_cvtpd_ps(exp4d(_mm256_cvtps_pd(_mm256_castps256_ps128(clamped))));
   const __m128 high = _mm256_cvtpd_ps(exp4d(_mm256_cvtps_pd(_mm256_extractf128_ps(clamped, 1))));
   return _mm256_blendv_ps(_mm256_set_m128(high, low), x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
