@@ -134,9 +134,12 @@ int main(int argc, char** argv) {
     // -1 where the kernel does not take 8 rows (bfloat16 on CPUs with oneDNN bfloat16 support: at most 4, where its
     // gemm is as fast).
     const double kernel8 = vlm::few_row_linear_applies(x8, w) ? time_call([&] { return vlm::few_row_linear(x8, w, b); }, reps) : -1;
+    const auto coded_w = vlm::CodedBf16Weight::encode(w);
+    const double kernel_coded =
+        coded_w ? time_call([&] { return vlm::few_row_linear(x, w, b, coded_w.get()); }, reps) : -1;
     const double weight_bytes = static_cast<double>(w.numel() * w.element_size());
     const double gbps = weight_bytes / (kernel * 1e6);
-    double stream_gbps = -1;
+    double stream_gbps = -1, coded_gbps = -1, coded_escaped = -1;
     if (stream_mb > 0) {
       const auto count = std::max<long>(2, static_cast<long>(std::ceil(stream_mb * 1e6 / weight_bytes)));
       std::vector<torch::Tensor> copies;
@@ -144,15 +147,39 @@ int main(int argc, char** argv) {
       const long passes = std::max<long>(3, std::min<long>(reps, 20));
       const double kernel_s = time_passes(copies, [&](const torch::Tensor& c) { vlm::few_row_linear(x, c, b); }, passes);
       stream_gbps = weight_bytes * static_cast<double>(count) / (kernel_s * 1e9);
+      // The same copies read through their 12-bit coded form (CodedBf16Weight), alternating with the plain
+      // ones so both see the same memory phases; in bfloat16 bytes per second, so the two rates compare directly.
+      if (dtype == torch::kBFloat16) {
+        std::vector<std::shared_ptr<const vlm::CodedBf16Weight>> coded;
+        for (const auto& c : copies) coded.push_back(vlm::CodedBf16Weight::encode(c));
+        if (coded.front()) {
+          coded_escaped = coded.front()->escaped_block_fraction();
+          std::vector<double> plain_s, coded_s;
+          for (long p = 0; p < passes; ++p) {
+            plain_s.push_back(time_passes(copies, [&](const torch::Tensor& c) { vlm::few_row_linear(x, c, b); }, 1));
+            std::size_t i = 0;
+            coded_s.push_back(time_passes(copies, [&](const torch::Tensor& c) {
+              vlm::few_row_linear(x, c, b, coded[i++ % coded.size()].get());
+            }, 1));
+          }
+          std::sort(plain_s.begin(), plain_s.end());
+          std::sort(coded_s.begin(), coded_s.end());
+          const double total = weight_bytes * static_cast<double>(count) / 1e9;
+          stream_gbps = total / plain_s[plain_s.size() / 2];
+          coded_gbps = total / coded_s[coded_s.size() / 2];
+        }
+      }
     }
     std::printf(
         "{\"dtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"K\": %ld, \"N\": %ld, \"linear_ms\": %.4f, "
         "\"mv_ms\": %.4f, "
         "\"addmv_ms\": %.4f, \"matmul_wT_ms\": %.4f, \"addmm_Wt_contig_ms\": %.4f, \"mv_Wt_contig_ms\": %.4f, "
         "\"linear_B8_ms\": %.4f, \"addmm_B8_ms\": %.4f, \"few_row_ms\": %.4f, \"few_row_B8_ms\": %.4f, "
-        "\"few_row_weight_GBps\": %.1f, \"stream_mb\": %ld, \"few_row_stream_GBps\": %.1f}\n",
+        "\"few_row_weight_GBps\": %.1f, \"stream_mb\": %ld, \"few_row_stream_GBps\": %.1f, "
+        "\"coded_stream_GBps\": %.1f, \"coded_escaped_blocks\": %.5f, \"few_row_coded_ms\": %.4f}\n",
         dtype_name.c_str(), vlm::kernel_isa_name(vlm::kernel_isa()), torch::get_num_threads(), k, n, linear, mv,
-        addmv, matmul_t, mm_wt, mv_wt, linear8, addmm8, kernel, kernel8, gbps, stream_mb, stream_gbps);
+        addmv, matmul_t, mm_wt, mv_wt, linear8, addmm8, kernel, kernel8, gbps, stream_mb, stream_gbps, coded_gbps,
+        coded_escaped, kernel_coded);
     std::fflush(stdout);
   }
   return 0;

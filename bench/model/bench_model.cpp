@@ -6,7 +6,8 @@
 // With --generate N it instead runs the generation engine (greedy, exactly N new tokens) on --batch rows, each
 // the same prompt with its own image, and reports time to first token, decode tokens/s and the peak RSS, and the
 // memory's read rate around each run (a read of the language model's weights, which each decode step streams):
-// batch-1 decoding cannot beat read_GBps / decode_weight_bytes steps per second.
+// batch-1 decoding cannot beat read_GBps / decode_read_bytes steps per second (decode_read_bytes: the weights'
+// size, with the coded copies' size for the projections that have one; VLMRT_CODED_WEIGHTS=0 turns those off).
 //
 //   bench_model --model DIR [--prompt N] [--grid-h N] [--grid-w N] [--steps N] [--iters N] [--threads N]
 //               [--dtype float32|bfloat16] [--generate N] [--batch B] [--serve] [--isa NAME]
@@ -85,6 +86,24 @@ std::vector<torch::Tensor> decode_weights(vlm::VisionLanguageModel& model) {
     weights.push_back(item.value());
   }
   return weights;
+}
+
+// The bytes a decode step reads of `weights`: a projection weight with a coded copy (model/matvec.h) counts that
+// copy's size instead of its own.
+double read_bytes_of(vlm::VisionLanguageModel& model, const std::vector<torch::Tensor>& weights) {
+  std::vector<std::pair<const void*, double>> coded;
+  for (const auto& item : model.module().named_modules("", /*include_self=*/false)) {
+    auto projection = std::dynamic_pointer_cast<vlm::ProjectionImpl>(item.value());
+    if (projection && projection->coded_weight()) {
+      coded.emplace_back(projection->weight.data_ptr(), static_cast<double>(projection->coded_weight()->coded_bytes()));
+    }
+  }
+  double bytes = 0;
+  for (const auto& t : weights) {
+    auto found = std::find_if(coded.begin(), coded.end(), [&](const auto& c) { return c.first == t.data_ptr(); });
+    bytes += found != coded.end() ? found->second : static_cast<double>(t.nbytes());
+  }
+  return bytes;
 }
 
 double bytes_of(const std::vector<torch::Tensor>& tensors) {
@@ -279,8 +298,8 @@ int main(int argc, char** argv) {
         // One timed generation per "run" line on stdin, each answered by a JSON line; the summary below at EOF.
         // Each answer also gives the memory's read rate around that run (the mean of the medians of three reads of
         // the decode weights before and after it); the ready line gives their size.
-        std::printf("{\"ready\": true, \"load_ms\": %.2f, \"decode_weight_bytes\": %.0f}\n", load_ms,
-                    bytes_of(weights));
+        std::printf("{\"ready\": true, \"load_ms\": %.2f, \"decode_weight_bytes\": %.0f, "
+                    "\"decode_read_bytes\": %.0f}\n", load_ms, bytes_of(weights), read_bytes_of(*model, weights));
         std::fflush(stdout);
         for (std::string line; std::getline(std::cin, line) && line != "quit";) {
           if (line != "run") usage("--serve reads 'run' or 'quit' lines, not '" + line + "'");
@@ -297,10 +316,11 @@ int main(int argc, char** argv) {
           "{\"family\": \"%s\", \"dtype\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"batch\": %ld, \"prompt\": %ld, "
           "\"image_tokens\": %ld, \"new_tokens\": %ld, \"load_ms\": %.2f, \"ttft_ms_median\": %.3f, "
           "\"decode_tokens_per_s_median\": %.3f, \"peak_rss_mb\": %.1f, \"decode_weight_bytes\": %.0f, "
-          "\"read_GBps_median\": %.2f}\n",
+          "\"decode_read_bytes\": %.0f, \"read_GBps_median\": %.2f}\n",
           info.family.c_str(), dtype_name.c_str(), vlm::kernel_isa_name(vlm::kernel_isa()), torch::get_num_threads(),
           batch, prompt, image_tokens, generate,
-          load_ms, median(ttft_ms), median(rate), peak_rss_mb(), bytes_of(weights), median(read_gbps));
+          load_ms, median(ttft_ms), median(rate), peak_rss_mb(), bytes_of(weights), read_bytes_of(*model, weights),
+          median(read_gbps));
       return 0;
     }
 

@@ -235,7 +235,7 @@ void project(ProjectionImpl& projection, const float* x, std::int64_t rows, floa
   const bool kernel = projection.adapters().empty() && weight.scalar_type() == dtype &&
                       (!projection.bias.defined() || projection.bias.scalar_type() == dtype) &&
                       few_row_linear_into_applies(rows, weight);
-  if (kernel) return few_row_linear_into(x, rows, weight, projection.bias, y);
+  if (kernel) return few_row_linear_into(x, rows, weight, projection.bias, y, projection.coded_weight());
   auto in = torch::from_blob(const_cast<float*>(x), {rows, projection.in_features()}, torch::kFloat).to(dtype);
   auto out = projection.forward(in).to(torch::kFloat).contiguous();
   std::memcpy(y, out.data_ptr<float>(), sizeof(float) * static_cast<std::size_t>(out.numel()));

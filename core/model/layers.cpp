@@ -69,7 +69,8 @@ torch::Tensor precise_linear(const torch::Tensor& x, const torch::Tensor& weight
 torch::Tensor ProjectionImpl::forward(const torch::Tensor& x) {
   // A decode step (at most a few rows, no autograd or autocast): a bandwidth-bound kernel instead of libtorch's gemm
   // path, which reaches a third of the memory bandwidth for one row (model/matvec.h).
-  auto y = few_row_linear_applies(x, weight) ? few_row_linear(x, weight, bias) : precise_linear(x, weight, bias);
+  auto y = few_row_linear_applies(x, weight) ? few_row_linear(x, weight, bias, coded_weight())
+                                             : precise_linear(x, weight, bias);
   // The sum is taken in the promoted type (float32 adapters on a bfloat16 base) and rounded once, as PEFT does.
   for (auto& adapter : adapters_) y = (y + adapter->delta(x, y)).to(y.scalar_type());
   return y;

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "model/matvec.h"
+
 namespace vlm {
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -52,9 +54,15 @@ class ProjectionImpl : public torch::nn::Module {
   }
   const std::vector<std::shared_ptr<ProjectionAdapter>>& adapters() const { return adapters_; }
 
+  // The weight's coded copy for decode steps (model/matvec.h), or null. coded_weight() returns it only while it
+  // still encodes `weight`; after the weight is replaced or changed in place it is null.
+  void set_coded_weight(std::shared_ptr<const CodedBf16Weight> coded) { coded_ = std::move(coded); }
+  const CodedBf16Weight* coded_weight() const { return coded_ && coded_->encodes(weight) ? coded_.get() : nullptr; }
+
  private:
   std::int64_t in_features_, out_features_;
   std::string path_;
+  std::shared_ptr<const CodedBf16Weight> coded_;
   std::vector<std::shared_ptr<ProjectionAdapter>> adapters_;
 };
 TORCH_MODULE(Projection);

@@ -4,8 +4,10 @@
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <type_traits>
 #include <vector>
 
@@ -29,6 +31,7 @@ struct Job {
   void* y;            // W or float32 [rows, N]
   std::int64_t rows, K, N;
   bool y_float;
+  const CodedBf16Weight* coded = nullptr;  // the weight's coded form for the AVX-512 BF16 path, or null
 };
 
 template <typename W>
@@ -57,6 +60,7 @@ void columns_portable(const Job& job, const W* w, std::int64_t n0, std::int64_t 
 #if defined(__x86_64__)
 // GCC 12 flags the deliberately undefined source operand inside _mm512_reduce_add_ps's extract.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 using simd::load16;
 
 // The AVX-512 loops ask for the weights 4 KB ahead of the ones they read: the hardware prefetcher alone left the
@@ -124,41 +128,137 @@ void columns_avx512_dispatch(const Job& job, const W* w, std::int64_t n0, std::i
 // multiplies 32 weight/x pairs exactly and adds them into 16 float32 lanes, so a 64-byte block of weights costs one
 // load and one instruction per row instead of two widening steps and two FMAs. The sum is a float32 accumulation
 // of exact products, as the other paths', in another order.
-template <int ROWS>
-VLM_AVX512_BF16 void columns_avx512_bf16(const Job& job, const c10::BFloat16* w, std::int64_t n0, std::int64_t n1) {
-  const std::int64_t K = job.K;
-  for (std::int64_t n = n0; n < n1; ++n) {
-    const c10::BFloat16* row = w + n * K;
-    __m512 acc0[ROWS], acc1[ROWS];
-#pragma GCC unroll 8
-    for (int m = 0; m < ROWS; ++m) acc0[m] = acc1[m] = _mm512_setzero_ps();
-    std::int64_t k = 0;
-    for (; k + 64 <= K; k += 64) {
-      const char* ahead = reinterpret_cast<const char*>(row + k) + prefetch_bytes;  // 64 weights: 2 lines
-      _mm_prefetch(ahead, _MM_HINT_T0);
-      _mm_prefetch(ahead + 64, _MM_HINT_T0);
-      const __m512bh w0 = (__m512bh)_mm512_loadu_si512(row + k), w1 = (__m512bh)_mm512_loadu_si512(row + k + 32);
-#pragma GCC unroll 8
-      for (int m = 0; m < ROWS; ++m) {
-        const c10::BFloat16* x = job.x_bf16 + m * K + k;
-        acc0[m] = _mm512_dpbf16_ps(acc0[m], w0, (__m512bh)_mm512_loadu_si512(x));
-        acc1[m] = _mm512_dpbf16_ps(acc1[m], w1, (__m512bh)_mm512_loadu_si512(x + 32));
-      }
+//
+// The weights come from a row source (PlainRow: the tensor's row; CodedRow: a CodedBf16Weight's) 64 values at a
+// time as two vectors, values 0-31 and 32-63. Two blocks per step go into four accumulators per row of x, so the
+// dot products' latency chains do not hold up the coded form's decoding: with two accumulators the coded kernel
+// streamed the 896 x 151936 head at 47-49 GB/s-of-bfloat16 against 66 with four (bench_matvec --stream-mb 800,
+// 2-core Zen 5). The plain rows gain nothing from four but use the same order, so both sources give the same bits.
+
+// The tensor's row n as it is.
+struct PlainRow {
+  const c10::BFloat16* values;
+  static constexpr bool exact_blocks = false;  // K may end in a part block
+  VLM_AVX512_BF16 __attribute__((always_inline)) void prefetch_pair(std::int64_t b) const {  // blocks b and b + 1: 256 bytes, 4 lines
+    const char* ahead = reinterpret_cast<const char*>(values + b * 64) + prefetch_bytes;
+#pragma GCC unroll 4
+    for (int line = 0; line < 4; ++line) _mm_prefetch(ahead + 64 * line, _MM_HINT_T0);
+  }
+  VLM_AVX512_BF16 __attribute__((always_inline)) void load(std::int64_t b, __m512bh& w0, __m512bh& w1) const {
+    w0 = (__m512bh)_mm512_loadu_si512(values + b * 64);
+    w1 = (__m512bh)_mm512_loadu_si512(values + b * 64 + 32);
+  }
+};
+
+// Row n of a CodedBf16Weight, read front to back. A coded block's 64 low bytes and its 64 high bytes (looked up
+// from their codes) interleave into the two vectors with vpunpcklbw / vpunpckhbw, which pair bytes 0-7 of each
+// 128-bit lane (low) and 8-15 (high); encode stores the bytes in the order that makes those vectors the block's
+// values 0-31 and 32-63. With ESCAPES (the row has escaped blocks) each block's size is checked.
+template <bool ESCAPES>
+struct CodedRow {
+  const CodedBf16Weight* coded;
+  std::int64_t n;
+  __m512i table, nibble;
+  mutable const std::uint8_t* next;  // the next block to load
+  static constexpr bool exact_blocks = true;
+  VLM_AVX512_BF16 __attribute__((always_inline)) void prefetch_pair(std::int64_t) const {  // 192 bytes, 3 lines
+    const char* ahead = reinterpret_cast<const char*>(next) + prefetch_bytes;
+#pragma GCC unroll 3
+    for (int line = 0; line < 3; ++line) _mm_prefetch(ahead + 64 * line, _MM_HINT_T0);
+  }
+  // Blocks are loaded in order, b = 0, 1, ...
+  VLM_AVX512_BF16 __attribute__((always_inline)) void load(std::int64_t b, __m512bh& w0, __m512bh& w1) const {
+    const std::uint8_t* block = next;
+    if (ESCAPES && coded->escaped(n, b)) {
+      next += CodedBf16Weight::escaped_block_bytes;
+      w0 = (__m512bh)_mm512_loadu_si512(block);
+      w1 = (__m512bh)_mm512_loadu_si512(block + 64);
+      return;
     }
-    for (; k < K; k += 32) {
+    next += CodedBf16Weight::coded_block_bytes;
+    const __m512i low = _mm512_loadu_si512(block);
+    const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64));
+    // Bytes 0-31: the low 4 bits of each code byte; 32-63: the high 4 bits.
+    const __m512i index =
+        _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(codes), _mm256_srli_epi16(codes, 4), 1), nibble);
+    const __m512i high = _mm512_shuffle_epi8(table, index);
+    w0 = (__m512bh)_mm512_unpacklo_epi8(low, high);
+    w1 = (__m512bh)_mm512_unpackhi_epi8(low, high);
+  }
+};
+
+// Output column n for every row of x: block pairs into acc0-3, a last whole block into acc0-1, a part block (plain
+// rows only) masked into acc0; the sum (acc0 + acc1) + (acc2 + acc3).
+template <int ROWS, typename Row>
+VLM_AVX512_BF16 inline void bf16_column(const Job& job, const Row& row, std::int64_t n) {
+  const std::int64_t K = job.K, blocks = K / 64;
+  __m512 acc[4][ROWS];
+#pragma GCC unroll 4
+  for (int a = 0; a < 4; ++a) {
+#pragma GCC unroll 8
+    for (int m = 0; m < ROWS; ++m) acc[a][m] = _mm512_setzero_ps();
+  }
+  std::int64_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    row.prefetch_pair(b);
+    __m512bh w0, w1, w2, w3;
+    row.load(b, w0, w1);
+    row.load(b + 1, w2, w3);
+#pragma GCC unroll 8
+    for (int m = 0; m < ROWS; ++m) {
+      const c10::BFloat16* x = job.x_bf16 + m * K + b * 64;
+      acc[0][m] = _mm512_dpbf16_ps(acc[0][m], w0, (__m512bh)_mm512_loadu_si512(x));
+      acc[1][m] = _mm512_dpbf16_ps(acc[1][m], w1, (__m512bh)_mm512_loadu_si512(x + 32));
+      acc[2][m] = _mm512_dpbf16_ps(acc[2][m], w2, (__m512bh)_mm512_loadu_si512(x + 64));
+      acc[3][m] = _mm512_dpbf16_ps(acc[3][m], w3, (__m512bh)_mm512_loadu_si512(x + 96));
+    }
+  }
+  if (b < blocks) {
+    __m512bh w0, w1;
+    row.load(b, w0, w1);
+#pragma GCC unroll 8
+    for (int m = 0; m < ROWS; ++m) {
+      const c10::BFloat16* x = job.x_bf16 + m * K + b * 64;
+      acc[0][m] = _mm512_dpbf16_ps(acc[0][m], w0, (__m512bh)_mm512_loadu_si512(x));
+      acc[1][m] = _mm512_dpbf16_ps(acc[1][m], w1, (__m512bh)_mm512_loadu_si512(x + 32));
+    }
+  }
+  if constexpr (!Row::exact_blocks) {
+    for (std::int64_t k = blocks * 64; k < K; k += 32) {
       const std::int64_t left = K - k;
       const __mmask32 mask = left >= 32 ? ~__mmask32(0) : static_cast<__mmask32>((1u << left) - 1u);
-      const __m512bh w0 = (__m512bh)_mm512_maskz_loadu_epi16(mask, row + k);
+      const __m512bh w0 = (__m512bh)_mm512_maskz_loadu_epi16(mask, row.values + k);
 #pragma GCC unroll 8
       for (int m = 0; m < ROWS; ++m) {
         const __m512bh x = (__m512bh)_mm512_maskz_loadu_epi16(mask, job.x_bf16 + m * K + k);
-        acc0[m] = _mm512_dpbf16_ps(acc0[m], w0, x);
+        acc[0][m] = _mm512_dpbf16_ps(acc[0][m], w0, x);
       }
     }
-    const float b = bias_of<c10::BFloat16>(job, n);
+  }
+  const float bias = bias_of<c10::BFloat16>(job, n);
 #pragma GCC unroll 8
-    for (int m = 0; m < ROWS; ++m) {
-      store<c10::BFloat16>(job, m, n, _mm512_reduce_add_ps(_mm512_add_ps(acc0[m], acc1[m])) + b);
+  for (int m = 0; m < ROWS; ++m) {
+    const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0][m], acc[1][m]), _mm512_add_ps(acc[2][m], acc[3][m]));
+    store<c10::BFloat16>(job, m, n, _mm512_reduce_add_ps(sum) + bias);
+  }
+}
+
+template <int ROWS>
+VLM_AVX512_BF16 void columns_avx512_bf16(const Job& job, const c10::BFloat16* w, std::int64_t n0, std::int64_t n1) {
+  for (std::int64_t n = n0; n < n1; ++n) bf16_column<ROWS>(job, PlainRow{w + n * job.K}, n);
+}
+
+template <int ROWS>
+VLM_AVX512_BF16 void coded_columns_avx512_bf16(const Job& job, std::int64_t n0, std::int64_t n1) {
+  const CodedBf16Weight* coded = job.coded;
+  const __m512i table = _mm512_loadu_si512(coded->table());
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  for (std::int64_t n = n0; n < n1; ++n) {
+    // Most rows have no escaped block and skip the check.
+    if (coded->row_has_escape(n)) {
+      bf16_column<ROWS>(job, CodedRow<true>{coded, n, table, nibble, coded->row_data(n)}, n);
+    } else {
+      bf16_column<ROWS>(job, CodedRow<false>{coded, n, table, nibble, coded->row_data(n)}, n);
     }
   }
 }
@@ -305,6 +405,11 @@ void run_columns(const Job& job, const W* w) {
   at::parallel_for(0, job.N, 64, [&](std::int64_t n0, std::int64_t n1) {
 #if defined(__x86_64__)
     if constexpr (std::is_same_v<W, c10::BFloat16>) {
+      if (job.x_bf16 && job.coded) {
+        return with_row_count(job.rows, [&](auto rows) {
+          coded_columns_avx512_bf16<decltype(rows)::value>(job, n0, n1);
+        });
+      }
       if (job.x_bf16) {
         return with_row_count(job.rows, [&](auto rows) {
           columns_avx512_bf16<decltype(rows)::value>(job, w, n0, n1);
@@ -327,7 +432,7 @@ bool kernel_takes(const torch::Tensor& x, const torch::Tensor& weight) {
 }
 
 void run(const float* x, std::int64_t rows, const torch::Tensor& weight, const torch::Tensor& bias, void* y,
-         bool y_float) {
+         bool y_float, const CodedBf16Weight* coded) {
   const auto dtype = weight.scalar_type();
   torch::Tensor b = bias;
   // A module's own bias already fits; skip the dispatcher calls of a no-op to() on every decode projection.
@@ -361,7 +466,8 @@ void run(const float* x, std::int64_t rows, const torch::Tensor& weight, const t
     x = paired.data();
   }
 #endif
-  const Job job{x, x_bf16, b.defined() ? b.data_ptr() : nullptr, y, rows, K, weight.size(0), y_float};
+  if (!x_bf16 || (coded && !coded->encodes(weight))) coded = nullptr;
+  const Job job{x, x_bf16, b.defined() ? b.data_ptr() : nullptr, y, rows, K, weight.size(0), y_float, coded};
   if (dtype == torch::kFloat) run_columns(job, weight.data_ptr<float>());
   else if (dtype == torch::kBFloat16) run_columns(job, weight.data_ptr<c10::BFloat16>());
   else run_columns(job, weight.data_ptr<c10::Half>());
@@ -411,7 +517,8 @@ bool few_row_linear_applies(const torch::Tensor& x, const torch::Tensor& weight)
   return kernel_takes(x, weight) && !torch::GradMode::is_enabled() && !at::autocast::is_cpu_enabled();
 }
 
-torch::Tensor few_row_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+torch::Tensor few_row_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                             const CodedBf16Weight* coded) {
   if (!kernel_takes(x, weight)) {
     fail(ErrorCode::internal, "few_row_linear: x " + c10::str(x.sizes()) + " " + c10::str(x.scalar_type()) +
                                   " and weight " + c10::str(weight.sizes()) + " " + c10::str(weight.scalar_type()) +
@@ -420,7 +527,7 @@ torch::Tensor few_row_linear(const torch::Tensor& x, const torch::Tensor& weight
   const auto N = weight.size(0), K = weight.size(1), rows = x.numel() / K;
   auto xf = x.reshape({rows, K}).to(torch::kFloat).contiguous();
   auto y = torch::empty({rows, N}, torch::TensorOptions().dtype(weight.scalar_type()));
-  run(xf.data_ptr<float>(), rows, weight, bias, y.data_ptr(), /*y_float=*/false);
+  run(xf.data_ptr<float>(), rows, weight, bias, y.data_ptr(), /*y_float=*/false, coded);
   auto shape = x.sizes().vec();
   shape.back() = N;
   return y.view(shape);
@@ -432,13 +539,136 @@ bool few_row_linear_into_applies(std::int64_t rows, const torch::Tensor& weight)
 }
 
 void few_row_linear_into(const float* x, std::int64_t rows, const torch::Tensor& weight, const torch::Tensor& bias,
-                         float* y) {
+                         float* y, const CodedBf16Weight* coded) {
   if (!few_row_linear_into_applies(rows, weight)) {
     fail(ErrorCode::internal, "few_row_linear_into: " + std::to_string(rows) + " rows and weight " +
                                   c10::str(weight.sizes()) + " " + c10::str(weight.scalar_type()) +
                                   " are outside the kernel's shapes and dtypes");
   }
-  run(x, rows, weight, bias, y, /*y_float=*/true);
+  run(x, rows, weight, bias, y, /*y_float=*/true, coded);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// CodedBf16Weight
+
+namespace {
+
+// Where value t (0..63) of a block goes in its 64 byte slots: the coded kernel's vpunpcklbw / vpunpckhbw pair slots
+// 16j..16j+7 of each 128-bit lane j into values 8j..8j+7 of the first vector (the block's values 0-31) and slots
+// 16j+8..16j+15 into the second (values 32-63).
+constexpr std::int64_t slot_of(std::int64_t t) {
+  const std::int64_t half = t / 32, u = t % 32;
+  return 16 * (u / 8) + 8 * half + u % 8;
+}
+
+// Slot s's code: slots 0-31 in the low 4 bits of code byte s, slots 32-63 in the high 4 bits of byte s - 32.
+inline std::uint8_t code_at(const std::uint8_t* codes, std::int64_t slot) {
+  return slot < 32 ? (codes[slot] & 0x0F) : static_cast<std::uint8_t>(codes[slot - 32] >> 4);
+}
+
+}  // namespace
+
+std::shared_ptr<const CodedBf16Weight> CodedBf16Weight::encode(const torch::Tensor& weight, double max_escaped) {
+  if (!weight.defined() || weight.scalar_type() != torch::kBFloat16 || !weight.device().is_cpu() ||
+      weight.dim() != 2 || !weight.is_contiguous() || weight.size(1) % block != 0 || weight.numel() == 0) {
+    return nullptr;
+  }
+  const std::int64_t N = weight.size(0), K = weight.size(1), blocks = K / block;
+  const auto* bits = reinterpret_cast<const std::uint16_t*>(weight.data_ptr<c10::BFloat16>());
+
+  // The 16 most frequent high bytes, by count (ties: the smaller byte first, so the table is deterministic).
+  std::vector<std::int64_t> count(256, 0);
+  for (std::int64_t i = 0, total = N * K; i < total; ++i) ++count[bits[i] >> 8];
+  std::vector<int> order(256);
+  for (int i = 0; i < 256; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return count[a] > count[b]; });
+  std::shared_ptr<CodedBf16Weight> coded(new CodedBf16Weight());
+  std::int16_t code_of[256];
+  std::fill(std::begin(code_of), std::end(code_of), std::int16_t(-1));
+  for (int c = 0; c < 16; ++c) {
+    for (int lane = 0; lane < 4; ++lane) coded->table_[16 * lane + c] = static_cast<std::uint8_t>(order[c]);
+    if (count[order[c]] > 0) code_of[order[c]] = static_cast<std::int16_t>(c);
+  }
+  coded->rows_ = N;
+  coded->cols_ = K;
+  coded->words_per_row_ = (blocks + 63) / 64;
+
+  // First the escaped blocks, which set each row's size; then the rows, each at its offset.
+  coded->row_escapes_.assign(static_cast<std::size_t>(N), 0);
+  coded->escape_bits_.assign(static_cast<std::size_t>(N * coded->words_per_row_), 0);
+  std::vector<std::int64_t> escaped_in_row(static_cast<std::size_t>(N), 0);
+  at::parallel_for(0, N, 64, [&](std::int64_t n0, std::int64_t n1) {
+    for (std::int64_t n = n0; n < n1; ++n) {
+      for (std::int64_t b = 0; b < blocks; ++b) {
+        const std::uint16_t* values = bits + n * K + b * block;
+        bool escape = false;
+        for (std::int64_t t = 0; t < block; ++t) escape |= code_of[values[t] >> 8] < 0;
+        if (!escape) continue;
+        coded->escape_bits_[n * coded->words_per_row_ + b / 64] |= std::uint64_t(1) << (b % 64);
+        coded->row_escapes_[n] = 1;
+        ++escaped_in_row[n];
+      }
+    }
+  });
+  std::int64_t escaped = 0, offset = 0;
+  coded->row_offsets_.resize(static_cast<std::size_t>(N));
+  for (std::int64_t n = 0; n < N; ++n) {
+    coded->row_offsets_[n] = offset;
+    offset += blocks * coded_block_bytes + escaped_in_row[n] * (escaped_block_bytes - coded_block_bytes);
+    escaped += escaped_in_row[n];
+  }
+  if (static_cast<double>(escaped) > max_escaped * static_cast<double>(N * blocks)) return nullptr;
+
+  coded->bytes_.assign(static_cast<std::size_t>(offset), 0);
+  at::parallel_for(0, N, 64, [&](std::int64_t n0, std::int64_t n1) {
+    for (std::int64_t n = n0; n < n1; ++n) {
+      std::uint8_t* out = coded->bytes_.data() + coded->row_offsets_[n];
+      for (std::int64_t b = 0; b < blocks; ++b) {
+        const std::uint16_t* values = bits + n * K + b * block;
+        if (coded->escaped(n, b)) {
+          std::memcpy(out, values, escaped_block_bytes);
+          out += escaped_block_bytes;
+          continue;
+        }
+        std::uint8_t* codes = out + block;
+        for (std::int64_t t = 0; t < block; ++t) {
+          const std::int64_t slot = slot_of(t);
+          const auto code = static_cast<std::uint8_t>(code_of[values[t] >> 8]);
+          out[slot] = static_cast<std::uint8_t>(values[t] & 0xFF);
+          if (slot < 32) codes[slot] = static_cast<std::uint8_t>(codes[slot] | code);
+          else codes[slot - 32] = static_cast<std::uint8_t>(codes[slot - 32] | (code << 4));
+        }
+        out += coded_block_bytes;
+      }
+    }
+  });
+  coded->source_ = weight;
+  coded->version_ = weight._version();
+  return coded;
+}
+
+bool CodedBf16Weight::encodes(const torch::Tensor& weight) const {
+  return weight.unsafeGetTensorImpl() == source_.unsafeGetTensorImpl() && weight._version() == version_;
+}
+
+double CodedBf16Weight::escaped_block_fraction() const {
+  std::int64_t escaped = 0;
+  for (auto word : escape_bits_) escaped += __builtin_popcountll(word);
+  const auto blocks = rows_ * (cols_ / block);
+  return blocks ? static_cast<double>(escaped) / static_cast<double>(blocks) : 0.0;
+}
+
+std::uint16_t CodedBf16Weight::decoded(std::int64_t n, std::int64_t k) const {
+  const std::int64_t target = k / block;
+  const std::uint8_t* data = row_data(n);
+  for (std::int64_t b = 0; b < target; ++b) data += escaped(n, b) ? escaped_block_bytes : coded_block_bytes;
+  std::uint16_t value;
+  if (escaped(n, target)) {
+    std::memcpy(&value, data + 2 * (k % block), sizeof value);
+    return value;
+  }
+  const std::int64_t slot = slot_of(k % block);
+  return static_cast<std::uint16_t>(data[slot] | (table_[code_at(data + block, slot)] << 8));
 }
 
 }  // namespace vlm

@@ -8,6 +8,7 @@
 #include <malloc.h>
 #endif
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -17,6 +18,8 @@
 #include "base/log.h"
 #include "io/hub.h"
 #include "model/families.h"
+#include "model/layers.h"
+#include "model/matvec.h"
 
 namespace vlm {
 
@@ -62,12 +65,47 @@ std::unique_ptr<VisionLanguageModel> create_model(const ModelConfig& config, con
                                                   const LoadOptions& options) {
   check_dtype_supported(options);
   for (const auto& family : model_families()) {
-    if (family.model_type == config.model_type) return family.create(config, checkpoint, options);
+    if (family.model_type != config.model_type) continue;
+    auto model = family.create(config, checkpoint, options);
+    const char* env = std::getenv("VLMRT_CODED_WEIGHTS");
+    if (options.coded_decode_weights && !(env && std::strcmp(env, "0") == 0)) code_decode_weights(*model);
+    return model;
   }
   std::string supported;
   for (const auto& type : supported_model_types()) supported += (supported.empty() ? "" : ", ") + type;
   fail(ErrorCode::unsupported, config.raw.file() + ": model_type '" + config.model_type +
                                    "' is not supported by vlmrt (supported: " + supported + ")");
+}
+
+std::int64_t code_decode_weights(VisionLanguageModel& model) {
+  if (model.dtype() != torch::kBFloat16 || !model.device().is_cpu() || kernel_isa() != KernelIsa::avx512_bf16) {
+    return 0;
+  }
+  const std::string& prefix = model.info().language_model_prefix;
+  std::int64_t coded = 0, original_bytes = 0, coded_bytes = 0;
+  double escaped = 0;
+  for (const auto& item : model.module().named_modules("", /*include_self=*/false)) {
+    auto projection = std::dynamic_pointer_cast<ProjectionImpl>(item.value());
+    const std::string& path = item.key();
+    if (!projection || !(prefix.empty() || path.rfind(prefix, 0) == 0 || path == "lm_head")) continue;
+    auto form = CodedBf16Weight::encode(projection->weight);
+    if (!form) continue;
+    ++coded;
+    original_bytes += projection->weight.numel() * 2;
+    coded_bytes += form->coded_bytes();
+    escaped += form->escaped_block_fraction() * static_cast<double>(projection->weight.numel());
+    projection->set_coded_weight(std::move(form));
+  }
+  if (coded > 0) {
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "decode steps read %lld language-model weights in their 12-bit coded form: %.1f MB instead of "
+                  "%.1f MB (%.2f %% of blocks escaped); VLMRT_CODED_WEIGHTS=0 turns this off",
+                  static_cast<long long>(coded), static_cast<double>(coded_bytes) / 1e6,
+                  static_cast<double>(original_bytes) / 1e6, 100.0 * escaped * 2 / static_cast<double>(original_bytes));
+    log(LogLevel::info, line);
+  }
+  return coded;
 }
 
 namespace {

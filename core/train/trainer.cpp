@@ -257,6 +257,8 @@ TrainingSummary run_training(const TrainingJob& job) {
   SessionOptions session_options;
   session_options.model = job.model;
   session_options.load = job.load;
+  // Training reads the weights through autograd, never the decode kernel; no coded copies to hold in memory.
+  session_options.load.coded_decode_weights = false;
   session_options.image = job.image;
   auto session = Session::open(session_options);
   auto& model = session->model();

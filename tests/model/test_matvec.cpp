@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -320,4 +321,174 @@ TEST_CASE("Projection gives the same decode-step output through the kernel as th
   }
   // With grad mode on the projection keeps linear (autograd), and the numbers agree.
   CHECK(torch::allclose(p(x).detach(), through_linear, 1e-5, 1e-5));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// CodedBf16Weight: the 12-bit form of a bfloat16 weight that the AVX-512 BF16 decode kernel reads.
+
+namespace {
+// A bfloat16 [n, k] weight whose values take 16 high bytes (sign and top exponent bits: 0x38-0x3F and 0xB8-0xBF,
+// magnitudes from 2^-15 to 2) with random low bytes, so the table is those 16; and values outside them planted in
+// some rows: zeros of both signs, a subnormal, a large value, an infinity. Row 1 gets one in every block; rows 3
+// and n - 1 in one block each.
+torch::Tensor weight_with_outliers(std::int64_t n, std::int64_t k) {
+  auto high = torch::randint(0, 16, {n, k}, torch::kInt);
+  high = torch::where(high < 8, high + 0x38, high - 8 + 0xB8);
+  auto low = torch::randint(0, 256, {n, k}, torch::kInt);
+  auto w = (high * 256 + low).to(torch::kShort).view(torch::kBFloat16).contiguous();
+  auto plant = [&](std::int64_t row, std::int64_t col, float value) {
+    if (row < n && col < k) w.index_put_({row, col}, value);
+  };
+  for (std::int64_t b = 0; b * 64 < k; ++b) plant(1, b * 64 + (b * 13) % 64, b % 2 ? 1e4f : -3e-39f);
+  plant(3, k - 1, -0.0f);
+  plant(3, k - 2, 0.0f);
+  plant(n - 1, k / 2, std::numeric_limits<float>::infinity());
+  return w;
+}
+
+std::uint16_t bits_at(const torch::Tensor& w, std::int64_t n, std::int64_t k) {
+  std::uint16_t bits;
+  std::memcpy(&bits, w.data_ptr<c10::BFloat16>() + n * w.size(1) + k, sizeof bits);
+  return bits;
+}
+}  // namespace
+
+TEST_CASE("CodedBf16Weight holds every value of the weight, escaped blocks included") {
+  torch::manual_seed(11);
+  for (std::int64_t k : {64, 192, 896}) {
+    CAPTURE(k);
+    auto w = weight_with_outliers(9, k);
+    auto coded = CodedBf16Weight::encode(w, /*max_escaped=*/1.0);
+    REQUIRE(coded);
+    CHECK(coded->rows() == 9);
+    CHECK(coded->cols() == k);
+    CHECK(coded->encodes(w));
+    for (std::int64_t n = 0; n < 9; ++n) {
+      for (std::int64_t c = 0; c < k; ++c) {
+        if (coded->decoded(n, c) != bits_at(w, n, c)) {
+          CAPTURE(n);
+          CAPTURE(c);
+          FAIL("decoded value differs");
+        }
+      }
+    }
+    // Row 1 has an outlier in every block, rows 3 and 8 in one block each.
+    const std::int64_t blocks = k / 64;
+    for (std::int64_t b = 0; b < blocks; ++b) CHECK(coded->escaped(1, b));
+    CHECK(coded->row_has_escape(1));
+    CHECK(coded->row_has_escape(3));
+    CHECK(coded->row_has_escape(8));
+    CHECK_FALSE(coded->row_has_escape(0));
+    CHECK(coded->escaped(3, (k - 1) / 64));
+    CHECK(coded->escaped(8, (k / 2) / 64));
+    // Coded blocks take 96 bytes and escaped ones 128.
+    std::int64_t escaped = 0;
+    for (std::int64_t n = 0; n < 9; ++n) {
+      for (std::int64_t b = 0; b < blocks; ++b) escaped += coded->escaped(n, b);
+    }
+    CHECK(coded->coded_bytes() == 9 * blocks * 96 + escaped * 32);
+    CHECK(coded->escaped_block_fraction() == doctest::Approx(static_cast<double>(escaped) / (9.0 * blocks)));
+  }
+}
+
+TEST_CASE("few_row_linear reads the coded form to the same bits as the weight itself, at every instruction set") {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(12);
+  for (auto isa : isas_here()) {
+    IsaLimit limit(isa);
+    const std::string isa_name = kernel_isa_name(isa);
+    CAPTURE(isa_name);
+    // 64 (one block), 192 (odd block count: the last block alone), 896 and 4864 (the issue model's widths).
+    for (std::int64_t k : {64, 192, 896, 4864}) {
+      for (std::int64_t n : {1, 9, 130}) {
+        auto w = weight_with_outliers(n, k);
+        auto b = torch::randn({n}).to(torch::kBFloat16);
+        auto coded = CodedBf16Weight::encode(w, /*max_escaped=*/1.0);
+        REQUIRE(coded);
+        for (std::int64_t rows = 1; rows <= few_row_linear_max_rows(torch::kBFloat16); ++rows) {
+          auto x = torch::randn({rows, 1, k}).to(torch::kBFloat16);
+          for (bool with_bias : {false, true}) {
+            CAPTURE(k);
+            CAPTURE(n);
+            CAPTURE(rows);
+            CAPTURE(with_bias);
+            const auto bias = with_bias ? b : torch::Tensor();
+            auto plain = few_row_linear(x, w, bias);
+            auto through_coded = few_row_linear(x, w, bias, coded.get());
+            CHECK(torch::equal(plain, through_coded));
+            auto xf = x.to(torch::kFloat).reshape({rows, k}).contiguous();
+            auto raw = torch::empty({rows, n}, torch::kFloat);
+            few_row_linear_into(xf.data_ptr<float>(), rows, w, bias, raw.data_ptr<float>(), coded.get());
+            CHECK(torch::equal(raw, plain.reshape({rows, n}).to(torch::kFloat)));
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("few_row_linear's bfloat16 sums on AVX-512 BF16 stay within float32 accumulation of the exact product") {
+  // The coded and plain rows share one summation order (four accumulators over block pairs); pin it against the
+  // float64 product so a change to that order cannot make both wrong together.
+  if (kernel_isa() != KernelIsa::avx512_bf16) return;
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(13);
+  for (std::int64_t k : {64, 192, 4864}) {
+    auto w = weight_with_outliers(40, k);
+    w.index_put_({39, k / 2}, 1.0f);  // finite: the tolerance below is relative to the terms' magnitude
+    auto coded = CodedBf16Weight::encode(w, /*max_escaped=*/1.0);
+    REQUIRE(coded);
+    auto x = torch::randn({2, 1, k}).to(torch::kBFloat16);
+    auto y = few_row_linear(x, w, torch::Tensor(), coded.get()).to(torch::kDouble);
+    auto want = reference(x, w, torch::Tensor());
+    auto miss = (y - want).abs() - half_ulp(want, torch::kBFloat16) - 1e-6 * magnitude(x, w, torch::Tensor());
+    CHECK(miss.max().item<double>() <= 0);
+  }
+}
+
+TEST_CASE("CodedBf16Weight::encode takes only bfloat16 [N, K] CPU weights with K a multiple of 64 that code well") {
+  torch::manual_seed(14);
+  auto w = (torch::randn({8, 128}) * 0.02).to(torch::kBFloat16);
+  CHECK(CodedBf16Weight::encode(w));
+  CHECK_FALSE(CodedBf16Weight::encode(w.to(torch::kFloat)));
+  CHECK_FALSE(CodedBf16Weight::encode(w.to(torch::kHalf)));
+  CHECK_FALSE(CodedBf16Weight::encode(w.narrow(1, 0, 96).contiguous()));       // K not a multiple of 64
+  CHECK_FALSE(CodedBf16Weight::encode(w.t().contiguous().t()));                // not contiguous
+  CHECK_FALSE(CodedBf16Weight::encode(w.reshape({8, 2, 64})));                 // not 2-D
+  CHECK_FALSE(CodedBf16Weight::encode(torch::Tensor()));
+  // Values spread over far more than 16 high bytes: most blocks would be escaped, so coding would not pay; unless
+  // the caller allows it.
+  auto spread = torch::nan_to_num(torch::randint(-32000, 32000, {8, 128}, torch::kShort).view(torch::kBFloat16), 0, 0, 0);
+  CHECK_FALSE(CodedBf16Weight::encode(spread));
+  auto forced = CodedBf16Weight::encode(spread, /*max_escaped=*/1.0);
+  REQUIRE(forced);
+  CHECK(forced->escaped_block_fraction() > 0.9);
+  auto x = torch::randn({1, 128}).to(torch::kBFloat16);
+  torch::NoGradGuard no_grad;
+  CHECK(torch::equal(few_row_linear(x, spread, torch::Tensor(), forced.get()),
+                     few_row_linear(x, spread, torch::Tensor())));
+}
+
+TEST_CASE("A coded copy stops being used once its weight changes") {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(15);
+  Projection p(128, 32, false);
+  p->weight = (torch::randn({32, 128}) * 0.02).to(torch::kBFloat16);
+  p->set_coded_weight(CodedBf16Weight::encode(p->weight));
+  REQUIRE(p->coded_weight() != nullptr);
+  auto x = torch::randn({1, 1, 128}).to(torch::kBFloat16);
+  CHECK(torch::equal(p(x), few_row_linear(x, p->weight, torch::Tensor())));
+  // In place (as merging an adapter does): the version counter moves and the copy is no longer used.
+  p->weight.add_(0.5);
+  CHECK(p->coded_weight() == nullptr);
+  CHECK(torch::equal(p(x), few_row_linear(x, p->weight, torch::Tensor())));
+  // A new tensor in its place: likewise.
+  p->set_coded_weight(CodedBf16Weight::encode(p->weight));
+  REQUIRE(p->coded_weight() != nullptr);
+  p->weight = p->weight.clone();
+  CHECK(p->coded_weight() == nullptr);
+  // run() checks again: a stale copy passed by hand is ignored as well.
+  auto stale = CodedBf16Weight::encode((torch::randn({32, 128}) * 0.02).to(torch::kBFloat16));
+  CHECK(torch::equal(few_row_linear(x, p->weight, torch::Tensor(), stale.get()),
+                     few_row_linear(x, p->weight, torch::Tensor())));
 }

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "model/layers.h"
+#include "model/matvec.h"
 #include "model/registry.h"
 #include "model_fixture.h"
 
@@ -167,6 +169,59 @@ TEST_CASE("bfloat16 runs match transformers' bfloat16 logits") {
     // The greedy choice agrees at almost every position.
     auto agree = (logits.argmax(-1) == hf_bf16.argmax(-1)).to(torch::kFloat).mean().item<double>();
     CHECK(agree >= 0.9);
+  }
+}
+
+// Coded weights (model/matvec.h) change the bytes a bfloat16 decode step reads, not its arithmetic: prefill and
+// every decode step give the same logits, bit for bit, with and without them. The fixtures' 64-wide projections
+// and LM heads are coded; the 96-wide down projections are not (K must be a multiple of 64).
+TEST_CASE("bfloat16 decode steps give the same logits through coded weights as through the weights themselves") {
+  torch::NoGradGuard no_grad;
+  for (const std::string config : {"qwen2_vl_gqa_tied_hub", "qwen2_5_vl_window_untied", "llama_llama3_untied"}) {
+    CAPTURE(config);
+    std::unique_ptr<VisionLanguageModel> models[2];
+    for (bool coded : {false, true}) {
+      LoadOptions options;
+      options.dtype = torch::kBFloat16;
+      options.coded_decode_weights = coded;
+      models[coded] = load_model(model_fixture(config), options);
+    }
+    auto coded_projections = [](VisionLanguageModel& model) {
+      int count = 0;
+      for (const auto& item : model.module().named_modules("", false)) {
+        auto projection = std::dynamic_pointer_cast<ProjectionImpl>(item.value());
+        if (projection && projection->coded_weight()) ++count;
+      }
+      return count;
+    };
+    CHECK(coded_projections(*models[0]) == 0);
+    if (kernel_isa() == KernelIsa::avx512_bf16) {
+      const int count = coded_projections(*models[1]);
+      MESSAGE(config << ": " << count << " coded projections");
+      CHECK(count > 0);
+    } else {
+      CHECK(coded_projections(*models[1]) == 0);  // only the AVX-512 BF16 kernel reads them
+    }
+
+    const auto c = load_case(config, config.find("llama") == 0 ? "single" : "one_image");
+    const auto& ids = c.at("input_ids");
+    const auto prefix = ids.size(1) - 4;
+    torch::Tensor logits[2];
+    for (int side = 0; side < 2; ++side) {
+      auto state = models[side]->new_state(ids.size(0));
+      ForwardInputs prefill = c.inputs();
+      prefill.input_ids = ids.narrow(1, 0, prefix);
+      prefill.attention_mask = c.at("attention_mask").narrow(1, 0, prefix);
+      std::vector<torch::Tensor> out{models[side]->forward(prefill, state.get())};
+      for (std::int64_t j = prefix; j < ids.size(1); ++j) {
+        ForwardInputs step;
+        step.input_ids = ids.narrow(1, j, 1);
+        step.all_logits = false;
+        out.push_back(models[side]->forward(step, state.get()));
+      }
+      logits[side] = torch::cat(out, 1);
+    }
+    CHECK(torch::equal(logits[0], logits[1]));
   }
 }
 

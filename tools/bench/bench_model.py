@@ -199,10 +199,10 @@ def issue_main(args):
                 pairs.append((runs["transformers"], runs["bench_model"]))
             hf_summary, native_summary = hf.finish(), native.finish()
             decode_ratios = [n["decode_tokens_per_s"] / h["decode_tokens_per_s"] for h, n in pairs]
-            # The memory's read rate around each vlmrt run against the bytes a decode step streams: the decode
-            # rate vlmrt reached as a share of that rate, and the best ratio to transformers that any
-            # implementation streaming the weights once per step could have reached in that pair.
-            weight_gb = native.ready["decode_weight_bytes"] / 1e9
+            # The memory's read rate around each vlmrt run against the bytes a decode step streams (with coded
+            # weights, their coded size): the decode rate vlmrt reached as a share of that rate, and the best
+            # ratio to transformers that streaming those bytes once per step could have reached in that pair.
+            weight_gb = native.ready.get("decode_read_bytes", native.ready["decode_weight_bytes"]) / 1e9
             def memory(h, n):
                 ceiling = batch * n["read_GBps"] / weight_gb
                 return {"read_GBps": n["read_GBps"],
