@@ -134,7 +134,9 @@ int main(int argc, char** argv) {
     // -1 where the kernel does not take 8 rows (bfloat16 on CPUs with oneDNN bfloat16 support: at most 4, where its
     // gemm is as fast).
     const double kernel8 = vlm::few_row_linear_applies(x8, w) ? time_call([&] { return vlm::few_row_linear(x8, w, b); }, reps) : -1;
+    const double encode_start = now_ms();
     const auto coded_w = vlm::CodedBf16Weight::encode(w);
+    const double encode_ms = now_ms() - encode_start;
     const double kernel_coded =
         coded_w ? time_call([&] { return vlm::few_row_linear(x, w, b, coded_w.get()); }, reps) : -1;
     const double weight_bytes = static_cast<double>(w.numel() * w.element_size());
@@ -176,10 +178,11 @@ int main(int argc, char** argv) {
         "\"addmv_ms\": %.4f, \"matmul_wT_ms\": %.4f, \"addmm_Wt_contig_ms\": %.4f, \"mv_Wt_contig_ms\": %.4f, "
         "\"linear_B8_ms\": %.4f, \"addmm_B8_ms\": %.4f, \"few_row_ms\": %.4f, \"few_row_B8_ms\": %.4f, "
         "\"few_row_weight_GBps\": %.1f, \"stream_mb\": %ld, \"few_row_stream_GBps\": %.1f, "
-        "\"coded_stream_GBps\": %.1f, \"coded_escaped_blocks\": %.5f, \"few_row_coded_ms\": %.4f}\n",
+        "\"coded_stream_GBps\": %.1f, \"coded_escaped_blocks\": %.5f, \"few_row_coded_ms\": %.4f, "
+        "\"coded_encode_ms\": %.2f}\n",
         dtype_name.c_str(), vlm::kernel_isa_name(vlm::kernel_isa()), torch::get_num_threads(), k, n, linear, mv,
         addmv, matmul_t, mm_wt, mv_wt, linear8, addmm8, kernel, kernel8, gbps, stream_mb, stream_gbps, coded_gbps,
-        coded_escaped, kernel_coded);
+        coded_escaped, kernel_coded, encode_ms);
     std::fflush(stdout);
   }
   return 0;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <iterator>
+#include <mutex>
 #include <type_traits>
 #include <vector>
 
@@ -578,7 +579,13 @@ std::shared_ptr<const CodedBf16Weight> CodedBf16Weight::encode(const torch::Tens
 
   // The 16 most frequent high bytes, by count (ties: the smaller byte first, so the table is deterministic).
   std::vector<std::int64_t> count(256, 0);
-  for (std::int64_t i = 0, total = N * K; i < total; ++i) ++count[bits[i] >> 8];
+  std::mutex count_mutex;
+  at::parallel_for(0, N * K, 1 << 20, [&](std::int64_t begin, std::int64_t end) {
+    std::int64_t local[256] = {};
+    for (std::int64_t i = begin; i < end; ++i) ++local[bits[i] >> 8];
+    std::lock_guard<std::mutex> lock(count_mutex);
+    for (int h = 0; h < 256; ++h) count[h] += local[h];
+  });
   std::vector<int> order(256);
   for (int i = 0; i < 256; ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return count[a] > count[b]; });
