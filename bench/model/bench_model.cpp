@@ -13,7 +13,8 @@
 //               [--dtype float32|bfloat16] [--generate N] [--batch B] [--serve] [--isa NAME]
 //
 // --isa caps the decode kernels' instruction set (portable, avx2, avx512, avx512_bf16; default: the best the CPU
-// has); the JSON line says which one ran.
+// has); the JSON line says which one ran. The coded weights of a bfloat16 model (model/matvec.h; VLMRT_CODED_WEIGHTS=0
+// leaves them out) are made after the load and timed apart from it (coding_ms).
 //
 // Prints one JSON line.
 #include <ATen/Parallel.h>

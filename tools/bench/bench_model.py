@@ -18,7 +18,9 @@ transformers run has a vlmrt run next to it in time: on a shared host the memory
 decode speed, can move by half within minutes. Each cell's ratios are the medians of the per-pair ratios. Each pair
 also reports the memory's read rate around the vlmrt run (bench_model reads the language model's weights before
 and after it), vlmrt's decode rate as a share of what that read rate allows (the weights streamed once per step),
-and ratio_ceiling: the ratio to transformers that reading the weights at that rate, and nothing else, would give.
+and ratio_ceiling: the ratio to transformers that reading the weights at that rate, and nothing else, would give
+(the bytes a step reads: decode_read_bytes, which counts coded weights at their coded size; VLMRT_CODED_WEIGHTS=0
+in the environment runs vlmrt without them).
 --text-layers / --vision-depth shrink the model for slow machines:
   tools/oracle/.venv/bin/python tools/bench/bench_model.py --bench build-model/bench/model/bench_model --threads 2 \
       --config small-issue --text-layers 24 --vision-depth 32
