@@ -55,9 +55,13 @@ class ProjectionImpl : public torch::nn::Module {
   const std::vector<std::shared_ptr<ProjectionAdapter>>& adapters() const { return adapters_; }
 
   // The weight's coded copy for decode steps (model/matvec.h), or null. coded_weight() returns it only while it
-  // still encodes `weight`; after the weight is replaced or changed in place it is null.
+  // still encodes `weight`; once the weight is replaced or changed in place the copy is dropped (its memory
+  // freed) and it returns null.
   void set_coded_weight(std::shared_ptr<const CodedBf16Weight> coded) { coded_ = std::move(coded); }
-  const CodedBf16Weight* coded_weight() const { return coded_ && coded_->encodes(weight) ? coded_.get() : nullptr; }
+  const CodedBf16Weight* coded_weight() {
+    if (coded_ && !coded_->encodes(weight)) coded_.reset();
+    return coded_.get();
+  }
 
  private:
   std::int64_t in_features_, out_features_;

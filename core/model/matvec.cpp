@@ -649,13 +649,14 @@ std::shared_ptr<const CodedBf16Weight> CodedBf16Weight::encode(const torch::Tens
       }
     }
   });
-  coded->source_ = weight;
+  coded->source_ = c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>(weight.getIntrusivePtr());
   coded->version_ = weight._version();
   return coded;
 }
 
 bool CodedBf16Weight::encodes(const torch::Tensor& weight) const {
-  return weight.unsafeGetTensorImpl() == source_.unsafeGetTensorImpl() && weight._version() == version_;
+  return !source_.expired() && weight.unsafeGetTensorImpl() == source_._unsafe_get_target() &&
+         weight._version() == version_;
 }
 
 double CodedBf16Weight::escaped_block_fraction() const {

@@ -51,8 +51,9 @@ bool few_row_linear_applies(const torch::Tensor& x, const torch::Tensor& weight)
 // are bit for bit the same; only the bytes read differ.
 //
 // The coded copy is made once per weight (encode) and kept next to it: it adds 3/4 of the weight's size to memory.
-// It refers to the tensor it was made from and is used only while that tensor is unchanged (same tensor, same
-// version counter: an in-place update, such as merging an adapter, makes the kernel fall back to the tensor).
+// It is used only while the tensor it was made from is unchanged (same tensor, same version counter: an in-place
+// update, such as merging an adapter, makes the kernel fall back to the tensor). It holds only a weak reference to
+// that tensor, which keeps the tensor's object (so its address stays unique) but not its data.
 class CodedBf16Weight {
  public:
   static constexpr std::int64_t block = 64;               // values per block
@@ -85,7 +86,8 @@ class CodedBf16Weight {
 
  private:
   CodedBf16Weight() = default;
-  torch::Tensor source_;
+  c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl> source_{
+      c10::intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>()};
   std::int64_t version_ = 0, rows_ = 0, cols_ = 0, words_per_row_ = 0;
   std::uint8_t table_[64] = {};
   std::vector<std::uint8_t> bytes_;

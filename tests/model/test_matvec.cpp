@@ -487,6 +487,14 @@ TEST_CASE("A coded copy stops being used once its weight changes") {
   REQUIRE(p->coded_weight() != nullptr);
   p->weight = p->weight.clone();
   CHECK(p->coded_weight() == nullptr);
+  // The copy holds no strong reference to its weight: replacing the weight frees the old one's data.
+  auto weight = (torch::randn({32, 128}) * 0.02).to(torch::kBFloat16);
+  auto of_weight = CodedBf16Weight::encode(weight);
+  REQUIRE(of_weight);
+  CHECK(weight.use_count() == 1);
+  CHECK(of_weight->encodes(weight));
+  weight = torch::Tensor();
+  CHECK_FALSE(of_weight->encodes(torch::zeros({32, 128}, torch::kBFloat16)));
   // run() checks again: a stale copy passed by hand is ignored as well.
   auto stale = CodedBf16Weight::encode((torch::randn({32, 128}) * 0.02).to(torch::kBFloat16));
   CHECK(torch::equal(few_row_linear(x, p->weight, torch::Tensor(), stale.get()),
