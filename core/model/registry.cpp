@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <new>
 
 #include "base/error.h"
 #include "base/log.h"
@@ -82,18 +83,28 @@ std::int64_t code_decode_weights(VisionLanguageModel& model) {
     return 0;
   }
   const std::string& prefix = model.info().language_model_prefix;
-  std::int64_t coded = 0, original_bytes = 0, coded_bytes = 0;
-  double escaped = 0;
+  std::int64_t coded = 0, values = 0, coded_bytes = 0;
+  double escaped_blocks = 0, blocks = 0;
   for (const auto& item : model.module().named_modules("", /*include_self=*/false)) {
     auto projection = std::dynamic_pointer_cast<ProjectionImpl>(item.value());
     const std::string& path = item.key();
     if (!projection || !(prefix.empty() || path.rfind(prefix, 0) == 0 || path == "lm_head")) continue;
-    auto form = CodedBf16Weight::encode(projection->weight);
+    std::shared_ptr<const CodedBf16Weight> form;
+    try {
+      form = CodedBf16Weight::encode(projection->weight);
+    } catch (const std::bad_alloc&) {
+      // The copies are an optimisation: without memory for them the model still runs, reading the weights.
+      log(LogLevel::warning, "not enough memory for the coded copy of " + path +
+                                 "; its decode steps read the bfloat16 weight itself");
+      continue;
+    }
     if (!form) continue;
     ++coded;
-    original_bytes += projection->weight.numel() * 2;
+    values += projection->weight.numel();
     coded_bytes += form->coded_bytes();
-    escaped += form->escaped_block_fraction() * static_cast<double>(projection->weight.numel());
+    const double weight_blocks = static_cast<double>(projection->weight.numel() / CodedBf16Weight::block);
+    blocks += weight_blocks;
+    escaped_blocks += form->escaped_block_fraction() * weight_blocks;
     projection->set_coded_weight(std::move(form));
   }
   if (coded > 0) {
@@ -102,7 +113,7 @@ std::int64_t code_decode_weights(VisionLanguageModel& model) {
                   "decode steps read %lld language-model weights in their 12-bit coded form: %.1f MB instead of "
                   "%.1f MB (%.2f %% of blocks escaped); VLMRT_CODED_WEIGHTS=0 turns this off",
                   static_cast<long long>(coded), static_cast<double>(coded_bytes) / 1e6,
-                  static_cast<double>(original_bytes) / 1e6, 100.0 * escaped * 2 / static_cast<double>(original_bytes));
+                  static_cast<double>(values) * 2 / 1e6, 100.0 * escaped_blocks / blocks);
     log(LogLevel::info, line);
   }
   return coded;

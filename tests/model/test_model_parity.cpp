@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "base/log.h"
 #include "model/layers.h"
 #include "model/matvec.h"
 #include "model/registry.h"
@@ -180,12 +181,23 @@ TEST_CASE("bfloat16 decode steps give the same logits through coded weights as t
   for (const std::string config : {"qwen2_vl_gqa_tied_hub", "qwen2_5_vl_window_untied", "llama_llama3_untied"}) {
     CAPTURE(config);
     std::unique_ptr<VisionLanguageModel> models[2];
+    std::vector<std::string> lines;
+    const LogLevel threshold_before = log_threshold();
+    set_log_threshold(LogLevel::info);
+    set_log_sink([&](LogLevel, std::string_view line) { lines.emplace_back(line); });
     for (bool coded : {false, true}) {
       LoadOptions options;
       options.dtype = torch::kBFloat16;
       options.coded_decode_weights = coded;
       models[coded] = load_model(model_fixture(config), options);
     }
+    set_log_sink({});
+    set_log_threshold(threshold_before);
+    // One line says what was coded, with sizes (none without AVX-512 BF16).
+    const auto said = std::count_if(lines.begin(), lines.end(), [](const std::string& line) {
+      return line.find("in their 12-bit coded form") != std::string::npos && line.find(" MB instead of ") != std::string::npos;
+    });
+    CHECK(said == (kernel_isa() == KernelIsa::avx512_bf16 ? 1 : 0));
     auto coded_projections = [](VisionLanguageModel& model) {
       int count = 0;
       for (const auto& item : model.module().named_modules("", false)) {
