@@ -78,6 +78,10 @@ std::unique_ptr<VisionLanguageModel> create_model(const ModelConfig& config, con
                                    "' is not supported by vlmrt (supported: " + supported + ")");
 }
 
+bool coded_weights_serve(std::int64_t decode_rows) {
+  return decode_rows <= few_row_linear_max_rows(torch::kBFloat16);
+}
+
 std::int64_t code_decode_weights(VisionLanguageModel& model) {
   if (model.dtype() != torch::kBFloat16 || !model.device().is_cpu() || kernel_isa() != KernelIsa::avx512_bf16) {
     return 0;

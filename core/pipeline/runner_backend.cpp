@@ -19,6 +19,9 @@ PipelineBackend default_pipeline_backend() {
     SessionOptions session_options;
     session_options.model = request.model;
     session_options.load = request.load;
+    session_options.load.coded_decode_weights =
+        request.load.coded_decode_weights &&
+        coded_weights_serve(std::int64_t{request.batch_size} * request.generation.num_beams.value_or(1));
     session_options.image = request.image;
     std::unique_ptr<Session> session = Session::open(session_options);
     if (!request.adapter_dir.empty()) session->load_adapter(request.adapter_dir);

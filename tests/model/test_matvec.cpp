@@ -12,6 +12,7 @@
 
 #include "model/layers.h"
 #include "model/matvec.h"
+#include "model/registry.h"
 #include "model/simd.h"
 #include "test_util.h"
 
@@ -499,4 +500,11 @@ TEST_CASE("A coded copy stops being used once its weight changes") {
   auto stale = CodedBf16Weight::encode((torch::randn({32, 128}) * 0.02).to(torch::kBFloat16));
   CHECK(torch::equal(few_row_linear(x, p->weight, torch::Tensor(), stale.get()),
                      few_row_linear(x, p->weight, torch::Tensor())));
+}
+
+TEST_CASE("Coded weights serve decode steps of as many rows as the few-row kernel takes") {
+  const auto most = few_row_linear_max_rows(torch::kBFloat16);
+  CHECK(coded_weights_serve(1));
+  CHECK(coded_weights_serve(most));
+  CHECK_FALSE(coded_weights_serve(most + 1));  // a batch of more rows goes through libtorch's gemm
 }
