@@ -6,6 +6,10 @@
 // --stream-mb M also times the kernel the way a decode step meets its weights: from memory, not from the cache
 // (a model's weights are far larger than the last-level cache). It cycles through enough copies of the weight to
 // fill M MB and reports the kernel's GB/s over them; bytes per token / that rate bounds a decode step from below.
+// In bfloat16 each line also times the weight's 12-bit coded form (CodedBf16Weight, model/matvec.h): encoding it
+// (coded_encode_ms), one call from the cache (few_row_coded_ms) and, with --stream-mb, passes over the coded copies
+// alternating with passes over the plain ones (coded_stream_GBps next to few_row_stream_GBps, both in bytes of
+// bfloat16 weights per second, so their ratio is the speed-up; coded_escaped_blocks is the share kept whole).
 // --kernel-only skips the libtorch calls (bfloat16 mv takes seconds per shape on CPUs without AVX-512).
 // --isa caps the kernel's instruction set (portable, avx2, avx512, avx512_bf16; default: the best the CPU has),
 // to compare the paths on one machine; each line says which one ran.
