@@ -182,17 +182,26 @@ TEST_CASE("bfloat16 decode steps give the same logits through coded weights as t
     CAPTURE(config);
     std::unique_ptr<VisionLanguageModel> models[2];
     std::vector<std::string> lines;
-    const LogLevel threshold_before = log_threshold();
-    set_log_threshold(LogLevel::info);
-    set_log_sink([&](LogLevel, std::string_view line) { lines.emplace_back(line); });
-    for (bool coded : {false, true}) {
-      LoadOptions options;
-      options.dtype = torch::kBFloat16;
-      options.coded_decode_weights = coded;
-      models[coded] = load_model(model_fixture(config), options);
+    {
+      // Collects the log lines of the two loads; restores the logger however the block ends.
+      struct Capture {
+        LogLevel threshold_before = log_threshold();
+        explicit Capture(std::vector<std::string>& into) {
+          set_log_threshold(LogLevel::info);
+          set_log_sink([&into](LogLevel, std::string_view line) { into.emplace_back(line); });
+        }
+        ~Capture() {
+          set_log_sink({});
+          set_log_threshold(threshold_before);
+        }
+      } capture(lines);
+      for (bool coded : {false, true}) {
+        LoadOptions options;
+        options.dtype = torch::kBFloat16;
+        options.coded_decode_weights = coded;
+        models[coded] = load_model(model_fixture(config), options);
+      }
     }
-    set_log_sink({});
-    set_log_threshold(threshold_before);
     // One line says what was coded, with sizes (none without AVX-512 BF16).
     const auto said = std::count_if(lines.begin(), lines.end(), [](const std::string& line) {
       return line.find("in their 12-bit coded form") != std::string::npos && line.find(" MB instead of ") != std::string::npos;
