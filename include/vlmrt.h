@@ -189,7 +189,9 @@ VLM_API void vlm_image_free(vlm_image *image);
 ** A bfloat16 session on a CPU with AVX-512 BF16 also keeps a 12-bit coded copy of the language model's projection
 ** weights, which decode steps read instead of the weights: a quarter fewer bytes per generated token, the same
 ** results bit for bit, and 3/4 of those weights' size in extra memory (made at vlm_session_create, under a second
-** for a 0.5B-parameter language model). VLMRT_CODED_WEIGHTS=0 in the environment turns this off. */
+** for a 0.5B-parameter language model). Only decode steps of at most 4 rows (batch size x beams) read them, so
+** vlm_evaluate_run and vlm_pipeline_run make none for larger evaluation batches. VLMRT_CODED_WEIGHTS=0 in the
+** environment turns this off. */
 typedef struct vlm_session vlm_session;
 
 typedef struct vlm_session_options {
