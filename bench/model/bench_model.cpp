@@ -249,9 +249,7 @@ int main(int argc, char** argv) {
     options.dtype = vlm::parse_model_dtype(dtype_name);
     // The coded weights (on by default, VLMRT_CODED_WEIGHTS=0 off) are made after the load, to time them apart;
     // as evaluation does, only where the decode steps read them (at most the few-row kernel's rows).
-    const char* coded_env = std::getenv("VLMRT_CODED_WEIGHTS");
-    const bool coded = !(coded_env && std::strcmp(coded_env, "0") == 0) &&
-                       vlm::coded_weights_serve(generate > 0 ? batch : 1);
+    const bool coded = vlm::coded_weights_allowed_by_environment() && vlm::coded_weights_serve(generate > 0 ? batch : 1);
     options.coded_decode_weights = false;
     const double load_start = now_ms();
     auto model = vlm::load_model(model_dir, options);

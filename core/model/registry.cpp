@@ -68,14 +68,18 @@ std::unique_ptr<VisionLanguageModel> create_model(const ModelConfig& config, con
   for (const auto& family : model_families()) {
     if (family.model_type != config.model_type) continue;
     auto model = family.create(config, checkpoint, options);
-    const char* env = std::getenv("VLMRT_CODED_WEIGHTS");
-    if (options.coded_decode_weights && !(env && std::strcmp(env, "0") == 0)) code_decode_weights(*model);
+    if (options.coded_decode_weights && coded_weights_allowed_by_environment()) code_decode_weights(*model);
     return model;
   }
   std::string supported;
   for (const auto& type : supported_model_types()) supported += (supported.empty() ? "" : ", ") + type;
   fail(ErrorCode::unsupported, config.raw.file() + ": model_type '" + config.model_type +
                                    "' is not supported by vlmrt (supported: " + supported + ")");
+}
+
+bool coded_weights_allowed_by_environment() {
+  const char* env = std::getenv("VLMRT_CODED_WEIGHTS");
+  return !(env && std::strcmp(env, "0") == 0);
 }
 
 bool coded_weights_serve(std::int64_t decode_rows) {

@@ -25,6 +25,9 @@ struct LoadOptions {
   bool coded_decode_weights = true;
 };
 
+// False when the environment turns coded weights off (VLMRT_CODED_WEIGHTS=0); create_model honours it.
+bool coded_weights_allowed_by_environment();
+
 // Whether decode steps of `decode_rows` rows at a time (batch size x beams) would read coded weights: only the
 // few-row kernel reads them (up to few_row_linear_max_rows(bfloat16) rows); for more rows the copies would cost
 // memory for nothing. Evaluation sets LoadOptions::coded_decode_weights from it.

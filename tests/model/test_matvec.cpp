@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -507,4 +508,14 @@ TEST_CASE("Coded weights serve decode steps of as many rows as the few-row kerne
   CHECK(coded_weights_serve(1));
   CHECK(coded_weights_serve(most));
   CHECK_FALSE(coded_weights_serve(most + 1));  // a batch of more rows goes through libtorch's gemm
+  // VLMRT_CODED_WEIGHTS=0 turns them off; any other value, or none, leaves them on.
+  const char* before = std::getenv("VLMRT_CODED_WEIGHTS");
+  const std::string saved = before ? before : "";
+  setenv("VLMRT_CODED_WEIGHTS", "0", 1);
+  CHECK_FALSE(coded_weights_allowed_by_environment());
+  setenv("VLMRT_CODED_WEIGHTS", "1", 1);
+  CHECK(coded_weights_allowed_by_environment());
+  unsetenv("VLMRT_CODED_WEIGHTS");
+  CHECK(coded_weights_allowed_by_environment());
+  if (before) setenv("VLMRT_CODED_WEIGHTS", saved.c_str(), 1);
 }
