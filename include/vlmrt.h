@@ -186,11 +186,11 @@ VLM_API void vlm_image_free(vlm_image *image);
 ** Malloc settings of the environment (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, glibc.malloc.* in
 ** GLIBC_TUNABLES) stand, and VLMRT_MALLOC_TUNING=0 leaves malloc as it is.
 **
-** A bfloat16 session on a CPU with AVX-512 BF16 also keeps a 12-bit coded copy of the language model's projection
+** A bfloat16 session on a CPU with AVX2 or AVX-512 also keeps a 12-bit coded copy of the language model's projection
 ** weights, which decode steps read instead of the weights: a quarter fewer bytes per generated token, the same
 ** results bit for bit, and 3/4 of those weights' size in extra memory (made at vlm_session_create, under a second
-** for a 0.5B-parameter language model). Only decode steps of at most 4 rows (batch size x beams) read them, so
-** vlm_evaluate_run and vlm_pipeline_run make none for larger evaluation batches. VLMRT_CODED_WEIGHTS=0 in the
+** for a 0.5B-parameter language model). Only decode steps of at most 4 rows (batch size x beams; 8 on CPUs without
+** AVX-512) read them, so vlm_evaluate_run and vlm_pipeline_run make none for larger evaluation batches. VLMRT_CODED_WEIGHTS=0 in the
 ** environment turns this off. */
 typedef struct vlm_session vlm_session;
 

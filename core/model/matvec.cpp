@@ -26,13 +26,13 @@ using simd::widen;
 // stored as W, or as the float32 value of that rounding when `y_float` is set (the fused decode step keeps its
 // intermediates in float32). So a decode step needs no separate cast of either.
 struct Job {
-  const float* x;     // [rows, K]; for bfloat16 on AVX2, in pair order (see pair_order)
+  const float* x;     // [rows, K]; for bfloat16 on AVX2 and AVX-512, in pair order (see pair_order)
   const c10::BFloat16* x_bf16;  // the same values as bfloat16 for the AVX-512 BF16 path, or null
   const void* bias;   // W [N] or null
   void* y;            // W or float32 [rows, N]
   std::int64_t rows, K, N;
   bool y_float;
-  const CodedBf16Weight* coded = nullptr;  // the weight's coded form for the AVX-512 BF16 path, or null
+  const CodedBf16Weight* coded = nullptr;  // the weight's coded form (AVX2 and above), or null
 };
 
 template <typename W>
@@ -140,14 +140,14 @@ void columns_avx512_dispatch(const Job& job, const W* w, std::int64_t n0, std::i
 struct PlainRow {
   const c10::BFloat16* values;
   static constexpr bool exact_blocks = false;  // K may end in a part block
-  VLM_AVX512_BF16 __attribute__((always_inline)) void prefetch_pair(std::int64_t b) const {  // blocks b and b + 1: 256 bytes, 4 lines
+  VLM_AVX512 __attribute__((always_inline)) void prefetch_pair(std::int64_t b) const {  // blocks b and b + 1: 256 bytes, 4 lines
     const char* ahead = reinterpret_cast<const char*>(values + b * 64) + prefetch_bytes;
 #pragma GCC unroll 4
     for (int line = 0; line < 4; ++line) _mm_prefetch(ahead + 64 * line, _MM_HINT_T0);
   }
-  VLM_AVX512_BF16 __attribute__((always_inline)) void load(std::int64_t b, __m512bh& w0, __m512bh& w1) const {
-    w0 = (__m512bh)_mm512_loadu_si512(values + b * 64);
-    w1 = (__m512bh)_mm512_loadu_si512(values + b * 64 + 32);
+  VLM_AVX512 __attribute__((always_inline)) void load(std::int64_t b, __m512i& w0, __m512i& w1) const {
+    w0 = _mm512_loadu_si512(values + b * 64);
+    w1 = _mm512_loadu_si512(values + b * 64 + 32);
   }
 };
 
@@ -162,18 +162,18 @@ struct CodedRow {
   __m512i table, nibble;
   mutable const std::uint8_t* next;  // the next block to load
   static constexpr bool exact_blocks = true;
-  VLM_AVX512_BF16 __attribute__((always_inline)) void prefetch_pair(std::int64_t) const {  // 192 bytes, 3 lines
+  VLM_AVX512 __attribute__((always_inline)) void prefetch_pair(std::int64_t) const {  // 192 bytes, 3 lines
     const char* ahead = reinterpret_cast<const char*>(next) + prefetch_bytes;
 #pragma GCC unroll 3
     for (int line = 0; line < 3; ++line) _mm_prefetch(ahead + 64 * line, _MM_HINT_T0);
   }
   // Blocks are loaded in order, b = 0, 1, ...
-  VLM_AVX512_BF16 __attribute__((always_inline)) void load(std::int64_t b, __m512bh& w0, __m512bh& w1) const {
+  VLM_AVX512 __attribute__((always_inline)) void load(std::int64_t b, __m512i& w0, __m512i& w1) const {
     const std::uint8_t* block = next;
     if (ESCAPES && coded->escaped(n, b)) {
       next += CodedBf16Weight::escaped_block_bytes;
-      w0 = (__m512bh)_mm512_loadu_si512(block);
-      w1 = (__m512bh)_mm512_loadu_si512(block + 64);
+      w0 = _mm512_loadu_si512(block);
+      w1 = _mm512_loadu_si512(block + 64);
       return;
     }
     next += CodedBf16Weight::coded_block_bytes;
@@ -183,8 +183,8 @@ struct CodedRow {
     const __m512i index =
         _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(codes), _mm256_srli_epi16(codes, 4), 1), nibble);
     const __m512i high = _mm512_shuffle_epi8(table, index);
-    w0 = (__m512bh)_mm512_unpacklo_epi8(low, high);
-    w1 = (__m512bh)_mm512_unpackhi_epi8(low, high);
+    w0 = _mm512_unpacklo_epi8(low, high);
+    w1 = _mm512_unpackhi_epi8(low, high);
   }
 };
 
@@ -202,26 +202,26 @@ VLM_AVX512_BF16 inline void bf16_column(const Job& job, const Row& row, std::int
   std::int64_t b = 0;
   for (; b + 2 <= blocks; b += 2) {
     row.prefetch_pair(b);
-    __m512bh w0, w1, w2, w3;
+    __m512i w0, w1, w2, w3;
     row.load(b, w0, w1);
     row.load(b + 1, w2, w3);
 #pragma GCC unroll 8
     for (int m = 0; m < ROWS; ++m) {
       const c10::BFloat16* x = job.x_bf16 + m * K + b * 64;
-      acc[0][m] = _mm512_dpbf16_ps(acc[0][m], w0, (__m512bh)_mm512_loadu_si512(x));
-      acc[1][m] = _mm512_dpbf16_ps(acc[1][m], w1, (__m512bh)_mm512_loadu_si512(x + 32));
-      acc[2][m] = _mm512_dpbf16_ps(acc[2][m], w2, (__m512bh)_mm512_loadu_si512(x + 64));
-      acc[3][m] = _mm512_dpbf16_ps(acc[3][m], w3, (__m512bh)_mm512_loadu_si512(x + 96));
+      acc[0][m] = _mm512_dpbf16_ps(acc[0][m], (__m512bh)w0, (__m512bh)_mm512_loadu_si512(x));
+      acc[1][m] = _mm512_dpbf16_ps(acc[1][m], (__m512bh)w1, (__m512bh)_mm512_loadu_si512(x + 32));
+      acc[2][m] = _mm512_dpbf16_ps(acc[2][m], (__m512bh)w2, (__m512bh)_mm512_loadu_si512(x + 64));
+      acc[3][m] = _mm512_dpbf16_ps(acc[3][m], (__m512bh)w3, (__m512bh)_mm512_loadu_si512(x + 96));
     }
   }
   if (b < blocks) {
-    __m512bh w0, w1;
+    __m512i w0, w1;
     row.load(b, w0, w1);
 #pragma GCC unroll 8
     for (int m = 0; m < ROWS; ++m) {
       const c10::BFloat16* x = job.x_bf16 + m * K + b * 64;
-      acc[0][m] = _mm512_dpbf16_ps(acc[0][m], w0, (__m512bh)_mm512_loadu_si512(x));
-      acc[1][m] = _mm512_dpbf16_ps(acc[1][m], w1, (__m512bh)_mm512_loadu_si512(x + 32));
+      acc[0][m] = _mm512_dpbf16_ps(acc[0][m], (__m512bh)w0, (__m512bh)_mm512_loadu_si512(x));
+      acc[1][m] = _mm512_dpbf16_ps(acc[1][m], (__m512bh)w1, (__m512bh)_mm512_loadu_si512(x + 32));
     }
   }
   if constexpr (!Row::exact_blocks) {
@@ -244,28 +244,107 @@ VLM_AVX512_BF16 inline void bf16_column(const Job& job, const Row& row, std::int
   }
 }
 
+// The same for CPUs with AVX-512 but no BF16 dot products, and for x that is not all bfloat16 values: each vector
+// of 32 weights from the row source becomes float32 by one shift (its even elements) and one mask (its odd ones),
+// multiplied with x in pair order per 32 values (pair_order). A block's two vectors go into the accumulator pairs
+// 0-1 and 2-3 (up to 4 rows of x; more rows share one pair, for the registers), a part block past the last whole
+// one (plain rows only) into 0-1: a whole 32 in pair order, the rest 16 at a time in place.
 template <int ROWS>
-VLM_AVX512_BF16 void columns_avx512_bf16(const Job& job, const c10::BFloat16* w, std::int64_t n0, std::int64_t n1) {
-  for (std::int64_t n = n0; n < n1; ++n) bf16_column<ROWS>(job, PlainRow{w + n * job.K}, n);
-}
-
-template <int ROWS>
-VLM_AVX512_BF16 void coded_columns_avx512_bf16(const Job& job, std::int64_t n0, std::int64_t n1) {
-  const CodedBf16Weight* coded = job.coded;
-  const __m512i table = _mm512_loadu_si512(coded->table());
-  const __m512i nibble = _mm512_set1_epi8(0x0F);
-  for (std::int64_t n = n0; n < n1; ++n) {
-    // Most rows have no escaped block and skip the check.
-    if (coded->row_has_escape(n)) {
-      bf16_column<ROWS>(job, CodedRow<true>{coded, n, table, nibble, coded->row_data(n)}, n);
-    } else {
-      bf16_column<ROWS>(job, CodedRow<false>{coded, n, table, nibble, coded->row_data(n)}, n);
-    }
+VLM_AVX512 __attribute__((always_inline)) inline void fma_pairs(const Job& job, std::int64_t k, __m512i raw,
+                                                                __m512 (&even)[ROWS], __m512 (&odd)[ROWS]) {
+  const __m512 w_even = _mm512_castsi512_ps(_mm512_slli_epi32(raw, 16));
+  const __m512 w_odd = _mm512_castsi512_ps(_mm512_and_si512(raw, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
+#pragma GCC unroll 8
+  for (int m = 0; m < ROWS; ++m) {
+    const float* x = job.x + m * job.K + k;
+    even[m] = _mm512_fmadd_ps(w_even, _mm512_loadu_ps(x), even[m]);
+    odd[m] = _mm512_fmadd_ps(w_odd, _mm512_loadu_ps(x + 16), odd[m]);
   }
 }
 
-// Sixteen consecutive weights widened to float32 as two vectors, in the order of the job's x: elements 0-7 and
-// 8-15, except bfloat16, which comes in pair order.
+template <int ROWS, typename Row>
+VLM_AVX512 inline void bf16_column_fma(const Job& job, const Row& row, std::int64_t n) {
+  constexpr int A = ROWS <= 4 ? 4 : 2;
+  const std::int64_t K = job.K, blocks = K / 64;
+  __m512 acc[A][ROWS];
+#pragma GCC unroll 4
+  for (int a = 0; a < A; ++a) {
+#pragma GCC unroll 8
+    for (int m = 0; m < ROWS; ++m) acc[a][m] = _mm512_setzero_ps();
+  }
+  std::int64_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    row.prefetch_pair(b);
+    __m512i w0, w1, w2, w3;
+    row.load(b, w0, w1);
+    row.load(b + 1, w2, w3);
+    fma_pairs<ROWS>(job, b * 64, w0, acc[0], acc[1]);
+    fma_pairs<ROWS>(job, b * 64 + 32, w1, acc[2 % A], acc[3 % A]);
+    fma_pairs<ROWS>(job, b * 64 + 64, w2, acc[0], acc[1]);
+    fma_pairs<ROWS>(job, b * 64 + 96, w3, acc[2 % A], acc[3 % A]);
+  }
+  if (b < blocks) {
+    __m512i w0, w1;
+    row.load(b, w0, w1);
+    fma_pairs<ROWS>(job, b * 64, w0, acc[0], acc[1]);
+    fma_pairs<ROWS>(job, b * 64 + 32, w1, acc[2 % A], acc[3 % A]);
+  }
+  if constexpr (!Row::exact_blocks) {
+    std::int64_t k = blocks * 64;
+    if (k + 32 <= K) {
+      fma_pairs<ROWS>(job, k, _mm512_loadu_si512(row.values + k), acc[0], acc[1]);
+      k += 32;
+    }
+    for (; k < K; k += 16) {
+      const __mmask16 mask = simd::first_lanes(K - k);
+      const __m512 w0 = load16(row.values + k, mask);
+#pragma GCC unroll 8
+      for (int m = 0; m < ROWS; ++m) acc[0][m] = _mm512_fmadd_ps(w0, load16(job.x + m * K + k, mask), acc[0][m]);
+    }
+  }
+  const float bias = bias_of<c10::BFloat16>(job, n);
+#pragma GCC unroll 8
+  for (int m = 0; m < ROWS; ++m) {
+    __m512 sum = _mm512_add_ps(acc[0][m], acc[1][m]);
+    if constexpr (A == 4) sum = _mm512_add_ps(sum, _mm512_add_ps(acc[2][m], acc[3][m]));
+    store<c10::BFloat16>(job, m, n, _mm512_reduce_add_ps(sum) + bias);
+  }
+}
+
+// Output columns n0..n1 of a bfloat16 weight on AVX-512, from the tensor's rows or, with job.coded, from the coded
+// ones. Two copies of one loop: the column function of the BF16 one may only be inlined into a function compiled
+// for AVX-512 BF16, and a call per row would cost the LM head several percent.
+template <int ROWS>
+VLM_AVX512_BF16 void columns_avx512_bf16(const Job& job, const c10::BFloat16* w, std::int64_t n0, std::int64_t n1) {
+  const CodedBf16Weight* coded = job.coded;
+  if (!coded) {
+    for (std::int64_t n = n0; n < n1; ++n) bf16_column<ROWS>(job, PlainRow{w + n * job.K}, n);
+    return;
+  }
+  const __m512i table = _mm512_loadu_si512(coded->table()), nibble = _mm512_set1_epi8(0x0F);
+  for (std::int64_t n = n0; n < n1; ++n) {
+    // Most rows have no escaped block and skip the check.
+    if (coded->row_has_escape(n)) bf16_column<ROWS>(job, CodedRow<true>{coded, n, table, nibble, coded->row_data(n)}, n);
+    else bf16_column<ROWS>(job, CodedRow<false>{coded, n, table, nibble, coded->row_data(n)}, n);
+  }
+}
+
+template <int ROWS>
+VLM_AVX512 void columns_avx512_bf16_fma(const Job& job, const c10::BFloat16* w, std::int64_t n0, std::int64_t n1) {
+  const CodedBf16Weight* coded = job.coded;
+  if (!coded) {
+    for (std::int64_t n = n0; n < n1; ++n) bf16_column_fma<ROWS>(job, PlainRow{w + n * job.K}, n);
+    return;
+  }
+  const __m512i table = _mm512_loadu_si512(coded->table()), nibble = _mm512_set1_epi8(0x0F);
+  for (std::int64_t n = n0; n < n1; ++n) {
+    if (coded->row_has_escape(n)) bf16_column_fma<ROWS>(job, CodedRow<true>{coded, n, table, nibble, coded->row_data(n)}, n);
+    else bf16_column_fma<ROWS>(job, CodedRow<false>{coded, n, table, nibble, coded->row_data(n)}, n);
+  }
+}
+
+// Sixteen consecutive weights widened to float32 as two vectors, elements 0-7 and 8-15 (bfloat16 has its own
+// loops below).
 VLM_AVX2 inline void load16_avx2(const float* p, __m256& a, __m256& b) {
   a = _mm256_loadu_ps(p);
   b = _mm256_loadu_ps(p + 8);
@@ -274,27 +353,17 @@ VLM_AVX2 inline void load16_avx2(const c10::Half* p, __m256& a, __m256& b) {
   a = simd::load8(p);
   b = simd::load8(p + 8);
 }
-// bfloat16 is the high half of a float32, so one 256-bit load holds sixteen weights two to a lane: shifting each
-// lane left by 16 bits gives elements 0, 2, .., 14 as float32, clearing its low half gives 1, 3, .., 15. That is
-// one load and two single-cycle operations for sixteen values, against two zero-extending loads and two shifts;
-// on Zen 1, whose AVX2 units are 128 bits wide, the widening and not memory limited bfloat16 rows of 1.8 KB.
-VLM_AVX2 inline void load16_avx2(const c10::BFloat16* p, __m256& a, __m256& b) {
-  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  a = _mm256_castsi256_ps(_mm256_slli_epi32(raw, 16));
-  b = _mm256_castsi256_ps(_mm256_and_si256(raw, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
-}
-
-// The x rows in the order load16_avx2 gives bfloat16 weights: every whole block of 16 as its even elements, then its
-// odd ones; the tail past the last whole block stays in place.
-void pair_order(const float* x, std::int64_t rows, std::int64_t K, float* out) {
-  const std::int64_t body = K - K % 16;
+// The x rows in the order the bfloat16 loops widen weights (group 16: load16_avx2; 32: bf16_column_fma): every
+// whole group as its even elements, then its odd ones; the tail past the last whole group stays in place.
+void pair_order(const float* x, std::int64_t rows, std::int64_t K, std::int64_t group, float* out) {
+  const std::int64_t body = K - K % group, half = group / 2;
   for (std::int64_t m = 0; m < rows; ++m) {
     const float* src = x + m * K;
     float* dst = out + m * K;
-    for (std::int64_t k = 0; k < body; k += 16) {
-      for (int i = 0; i < 8; ++i) {
+    for (std::int64_t k = 0; k < body; k += group) {
+      for (std::int64_t i = 0; i < half; ++i) {
         dst[k + i] = src[k + 2 * i];
-        dst[k + 8 + i] = src[k + 2 * i + 1];
+        dst[k + half + i] = src[k + 2 * i + 1];
       }
     }
     for (std::int64_t k = body; k < K; ++k) dst[k] = src[k];
@@ -397,6 +466,135 @@ void columns_avx2_dispatch(const Job& job, const W* w, std::int64_t n0, std::int
     columns_avx2<R>(job, w, n0, n1);
   });
 }
+
+// bfloat16 weights on AVX2 + FMA. bfloat16 is the high half of a float32, so one 256-bit vector holds sixteen
+// weights two to a lane: shifting each lane left by 16 bits gives elements 0, 2, .., 14 as float32, clearing its low
+// half gives 1, 3, .., 15, against x in pair order per 16 values. That is one load and two single-cycle operations
+// for sixteen values, against two zero-extending loads and two shifts; on Zen 1, whose AVX2 units are 128 bits
+// wide, the widening and not memory limited bfloat16 rows of 1.8 KB.
+//
+// The loops take the weights 64 values (four such vectors) at a time from a row source, as the AVX-512 ones do:
+// PlainRows256 (the tensor's rows) or CodedRows256 (a CodedBf16Weight's, decoded in registers); both are summed in
+// one order, that of columns_avx2 above.
+template <int ROWS>
+VLM_AVX2 __attribute__((always_inline)) inline void fma16_avx2(const Job& job, std::int64_t k, __m256i raw,
+                                                               __m256 (&acc0)[ROWS], __m256 (&acc1)[ROWS]) {
+  const __m256 even = _mm256_castsi256_ps(_mm256_slli_epi32(raw, 16));
+  const __m256 odd = _mm256_castsi256_ps(_mm256_and_si256(raw, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
+#pragma GCC unroll 8
+  for (int m = 0; m < ROWS; ++m) {
+    const float* x = job.x + m * job.K + k;
+    if constexpr (ROWS <= 4) {
+      acc0[m] = _mm256_fmadd_ps(even, _mm256_loadu_ps(x), acc0[m]);
+      acc1[m] = _mm256_fmadd_ps(odd, _mm256_loadu_ps(x + 8), acc1[m]);
+    } else {
+      acc0[m] = _mm256_fmadd_ps(odd, _mm256_loadu_ps(x + 8), _mm256_fmadd_ps(even, _mm256_loadu_ps(x), acc0[m]));
+    }
+  }
+}
+
+struct PlainRows256 {
+  const c10::BFloat16* w;
+  std::int64_t K;
+  static constexpr bool exact_blocks = false;  // K may end in a part block
+  struct Row {
+    const c10::BFloat16* values;
+  };
+  struct Context {};
+  Row row(std::int64_t n) const { return {w + n * K}; }
+  VLM_AVX2 __attribute__((always_inline)) Context context() const { return {}; }
+  VLM_AVX2 __attribute__((always_inline)) void load4(const Context&, Row& row, std::int64_t b,
+                                                     __m256i (&v)[4]) const {
+    const auto* src = reinterpret_cast<const __m256i*>(row.values + b * 64);
+    _mm_prefetch(reinterpret_cast<const char*>(src) + prefetch_bytes, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(src) + prefetch_bytes + 64, _MM_HINT_T0);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_si256(src + i);
+  }
+};
+
+// A coded block in 256-bit halves: the interleaves of its first 32 byte slots (encode's order) give values 0-15 and
+// 32-47, those of the other 32 values 16-31 and 48-63.
+struct CodedRows256 {
+  const CodedBf16Weight* coded;
+  static constexpr bool exact_blocks = true;
+  struct Row {
+    const std::uint8_t* next;  // the next block to load
+    std::int64_t n;
+    bool escapes;
+  };
+  struct Context {
+    __m256i table, nibble;
+  };
+  Row row(std::int64_t n) const { return {coded->row_data(n), n, coded->row_has_escape(n)}; }
+  VLM_AVX2 __attribute__((always_inline)) Context context() const {
+    return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(coded->table())), _mm256_set1_epi8(0x0F)};
+  }
+  // Blocks are loaded in order, b = 0, 1, ...
+  VLM_AVX2 __attribute__((always_inline)) void load4(const Context& c, Row& row, std::int64_t b,
+                                                     __m256i (&v)[4]) const {
+    const auto* src = reinterpret_cast<const __m256i*>(row.next);
+    // A block spans up to three lines.
+    _mm_prefetch(reinterpret_cast<const char*>(src) + prefetch_bytes, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(src) + prefetch_bytes + 64, _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(src) + prefetch_bytes + 127, _MM_HINT_T0);
+    if (row.escapes && coded->escaped(row.n, b)) {
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_si256(src + i);
+      row.next += CodedBf16Weight::escaped_block_bytes;
+      return;
+    }
+    const __m256i low0 = _mm256_loadu_si256(src), low1 = _mm256_loadu_si256(src + 1);
+    const __m256i codes = _mm256_loadu_si256(src + 2);
+    const __m256i high0 = _mm256_shuffle_epi8(c.table, _mm256_and_si256(codes, c.nibble));
+    const __m256i high1 = _mm256_shuffle_epi8(c.table, _mm256_and_si256(_mm256_srli_epi16(codes, 4), c.nibble));
+    v[0] = _mm256_unpacklo_epi8(low0, high0);
+    v[1] = _mm256_unpacklo_epi8(low1, high1);
+    v[2] = _mm256_unpackhi_epi8(low0, high0);
+    v[3] = _mm256_unpackhi_epi8(low1, high1);
+    row.next += CodedBf16Weight::coded_block_bytes;
+  }
+};
+
+template <int ROWS, typename Rows>
+VLM_AVX2 void bf16_columns_avx2(const Job& job, const Rows& rows, std::int64_t n0, std::int64_t n1) {
+  const std::int64_t K = job.K, blocks = K / 64, body = K - K % 16;
+  const auto context = rows.context();
+  for (std::int64_t n = n0; n < n1; ++n) {
+    auto row = rows.row(n);
+    __m256 acc0[ROWS], acc1[ROWS];
+#pragma GCC unroll 8
+    for (int m = 0; m < ROWS; ++m) acc0[m] = acc1[m] = _mm256_setzero_ps();
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      __m256i v[4];
+      rows.load4(context, row, b, v);
+#pragma GCC unroll 4
+      for (int g = 0; g < 4; ++g) fma16_avx2<ROWS>(job, b * 64 + 16 * g, v[g], acc0, acc1);
+    }
+    if constexpr (!Rows::exact_blocks) {
+      for (std::int64_t k = blocks * 64; k < body; k += 16) {
+        fma16_avx2<ROWS>(job, k, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row.values + k)), acc0, acc1);
+      }
+    }
+    const float b = bias_of<c10::BFloat16>(job, n);
+#pragma GCC unroll 8
+    for (int m = 0; m < ROWS; ++m) {
+      float sum = simd::reduce_add8(_mm256_add_ps(acc0[m], acc1[m]));
+      if constexpr (!Rows::exact_blocks) {
+        for (std::int64_t k = body; k < K; ++k) sum += widen(row.values[k]) * job.x[m * K + k];
+      }
+      store<c10::BFloat16>(job, m, n, sum + b);
+    }
+  }
+}
+
+// On a 2-core Zen 5 EPYC run at AVX2 (bench_matvec --stream-mb 800 --isa avx2), four columns at a time
+// (columns4_avx2's order) streamed the 4864 x 896 down projection at 35-38 GB/s from the tensor and 36-38 from the
+// coded form, one at a time at 40-41 and 51-52; so bfloat16 takes one column at a time at every shape.
+template <typename Rows>
+void bf16_columns_avx2_dispatch(const Job& job, const Rows& rows, std::int64_t n0, std::int64_t n1) {
+  with_row_count(job.rows, [&](auto count) { bf16_columns_avx2<decltype(count)::value>(job, rows, n0, n1); });
+}
 #endif
 
 template <typename W>
@@ -406,19 +604,22 @@ void run_columns(const Job& job, const W* w) {
   at::parallel_for(0, job.N, 64, [&](std::int64_t n0, std::int64_t n1) {
 #if defined(__x86_64__)
     if constexpr (std::is_same_v<W, c10::BFloat16>) {
-      if (job.x_bf16 && job.coded) {
-        return with_row_count(job.rows, [&](auto rows) {
-          coded_columns_avx512_bf16<decltype(rows)::value>(job, n0, n1);
-        });
-      }
       if (job.x_bf16) {
+        return with_row_count(job.rows, [&](auto rows) { columns_avx512_bf16<decltype(rows)::value>(job, w, n0, n1); });
+      }
+      if (simd::cpu_has_avx512()) {
         return with_row_count(job.rows, [&](auto rows) {
-          columns_avx512_bf16<decltype(rows)::value>(job, w, n0, n1);
+          columns_avx512_bf16_fma<decltype(rows)::value>(job, w, n0, n1);
         });
       }
+      if (simd::cpu_has_avx2_fma()) {
+        if (job.coded) return bf16_columns_avx2_dispatch(job, CodedRows256{job.coded}, n0, n1);
+        return bf16_columns_avx2_dispatch(job, PlainRows256{w, job.K}, n0, n1);
+      }
+    } else {
+      if (simd::cpu_has_avx512()) return columns_avx512_dispatch(job, w, n0, n1);
+      if (simd::cpu_has_avx2_fma()) return columns_avx2_dispatch(job, w, n0, n1);
     }
-    if (simd::cpu_has_avx512()) return columns_avx512_dispatch(job, w, n0, n1);
-    if (simd::cpu_has_avx2_fma()) return columns_avx2_dispatch(job, w, n0, n1);
 #endif
     columns_portable(job, w, n0, n1);
   });
@@ -459,15 +660,18 @@ void run(const float* x, std::int64_t rows, const torch::Tensor& weight, const t
     }
     if (low_bits == 0) x_bf16 = narrowed.data();
   }
-  // Reordered once per call (at most 8 x K floats), so each weight block is widened by one load and two operations.
+  // Reordered once per call (at most 8 x K floats), so each weight vector is widened by one load and two operations:
+  // per 32 values on AVX-512 (bf16_column_fma), per 16 on AVX2 (load16_avx2).
   thread_local std::vector<float> paired;
-  if (dtype == torch::kBFloat16 && !simd::cpu_has_avx512() && simd::cpu_has_avx2_fma()) {
+  const std::int64_t pair_group = simd::cpu_has_avx512() ? 32 : simd::cpu_has_avx2_fma() ? 16 : 0;
+  if (dtype == torch::kBFloat16 && !x_bf16 && pair_group) {
     paired.resize(static_cast<std::size_t>(rows * K));
-    pair_order(x, rows, K, paired.data());
+    pair_order(x, rows, K, pair_group, paired.data());
     x = paired.data();
   }
 #endif
-  if (!x_bf16 || (coded && !coded->encodes(weight))) coded = nullptr;
+  // The coded form is read on AVX2 and above.
+  if (kernel_isa() < KernelIsa::avx2 || (coded && !coded->encodes(weight))) coded = nullptr;
   const Job job{x, x_bf16, b.defined() ? b.data_ptr() : nullptr, y, rows, K, weight.size(0), y_float, coded};
   if (dtype == torch::kFloat) run_columns(job, weight.data_ptr<float>());
   else if (dtype == torch::kBFloat16) run_columns(job, weight.data_ptr<c10::BFloat16>());

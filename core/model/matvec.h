@@ -37,7 +37,7 @@ std::int64_t few_row_linear_max_rows(torch::ScalarType weight_dtype);
 // autocast off.
 bool few_row_linear_applies(const torch::Tensor& x, const torch::Tensor& weight);
 
-// A bfloat16 weight in 12 bits per value instead of 16, for the decode kernel on CPUs with AVX-512 BF16.
+// A bfloat16 weight in 12 bits per value instead of 16, for the decode kernel on CPUs with AVX2 or AVX-512.
 //
 // A decode step's time is the time to read its weights from memory, so reading fewer bytes is the one way left to
 // make it faster. The high byte of a bfloat16 (its sign and 7 of its 8 exponent bits) takes few values in a model's
@@ -46,9 +46,9 @@ bool few_row_linear_applies(const torch::Tensor& x, const torch::Tensor& weight)
 // escaped_block_fraction reports it). Each block of 64 values keeps its 64 low bytes as they are and replaces its
 // high bytes by 4-bit codes into the weight's table of its 16 most frequent high bytes: 96 bytes instead of 128.
 // A block with a value outside the table is escaped: it stays in the stream as its 128 original bytes, so a row
-// is still read front to back. The kernel rebuilds the exact bfloat16 values in registers (one table shuffle and
-// two byte interleaves per 64 values) and sums them in the same order as on the original tensor, so its results
-// are bit for bit the same; only the bytes read differ.
+// is still read front to back. The kernel rebuilds the exact bfloat16 values in registers (per 64 values one table
+// shuffle and two byte interleaves with AVX-512, two and four with AVX2) and sums them in the same order as on the
+// original tensor, so its results are bit for bit the same; only the bytes read differ.
 //
 // The coded copy is made once per weight (encode) and kept next to it: it adds 3/4 of the weight's size to memory.
 // It is used only while the tensor it was made from is unchanged (same tensor, same version counter: an in-place
@@ -97,8 +97,8 @@ class CodedBf16Weight {
 };
 
 // x [..., K] times weight [N, K]^T plus bias [N] (may be undefined): [..., N] in x's dtype. With `coded` (the
-// weight's CodedBf16Weight, still encoding it) the AVX-512 BF16 path reads the coded form instead; the result is the
-// same.
+// weight's CodedBf16Weight, still encoding it) the AVX2 and AVX-512 paths read the coded form instead; the result is
+// the same. The portable path ignores it.
 torch::Tensor few_row_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                              const CodedBf16Weight* coded = nullptr);
 

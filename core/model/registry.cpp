@@ -87,7 +87,7 @@ bool coded_weights_serve(std::int64_t decode_rows) {
 }
 
 std::int64_t code_decode_weights(VisionLanguageModel& model) {
-  if (model.dtype() != torch::kBFloat16 || !model.device().is_cpu() || kernel_isa() != KernelIsa::avx512_bf16) {
+  if (model.dtype() != torch::kBFloat16 || !model.device().is_cpu() || kernel_isa() < KernelIsa::avx2) {
     return 0;
   }
   const std::string& prefix = model.info().language_model_prefix;

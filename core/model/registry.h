@@ -18,7 +18,7 @@ namespace vlm {
 struct LoadOptions {
   torch::ScalarType dtype = torch::kFloat;  // float32, bfloat16 or float16
   torch::Device device = torch::kCPU;
-  // bfloat16 on a CPU with AVX-512 BF16: the language model's projection weights also get a 12-bit coded copy
+  // bfloat16 on a CPU with AVX2 or AVX-512: the language model's projection weights also get a 12-bit coded copy
   // (CodedBf16Weight, model/matvec.h) that decode steps read instead, a quarter fewer bytes per token for the same
   // results, at 3/4 of those weights' size in extra memory. Off here, or with VLMRT_CODED_WEIGHTS=0 in the
   // environment, decode steps read the weights themselves.
@@ -34,7 +34,7 @@ bool coded_weights_allowed_by_environment();
 bool coded_weights_serve(std::int64_t decode_rows);
 
 // Gives the language model's projections (and the LM head) of a bfloat16 CPU model their coded copies for decode
-// steps, where the CPU has AVX-512 BF16; create_model calls it when LoadOptions::coded_decode_weights is set.
+// steps, where the CPU has AVX2 or AVX-512; create_model calls it when LoadOptions::coded_decode_weights is set.
 // Returns how many weights were coded (0 for other dtypes, devices and CPUs).
 std::int64_t code_decode_weights(VisionLanguageModel& model);
 

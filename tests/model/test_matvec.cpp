@@ -326,7 +326,7 @@ TEST_CASE("Projection gives the same decode-step output through the kernel as th
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// CodedBf16Weight: the 12-bit form of a bfloat16 weight that the AVX-512 BF16 decode kernel reads.
+// CodedBf16Weight: the 12-bit form of a bfloat16 weight that the decode kernel reads on AVX2 and AVX-512.
 
 namespace {
 // A bfloat16 [n, k] weight whose values take 16 high bytes (sign and top exponent bits: 0x38-0x3F and 0xB8-0xBF,
@@ -425,6 +425,42 @@ TEST_CASE("few_row_linear reads the coded form to the same bits as the weight it
           }
         }
       }
+    }
+  }
+}
+
+TEST_CASE("The AVX2 and AVX-512 paths read the coded copy, the portable path the weight") {
+  // The weight's memory is changed behind its version counter's back (every sign flipped), so the copy still
+  // counts as current: a result from the copy keeps the old values' sums, one from the weight is negated.
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(16);
+  for (auto isa : isas_here()) {
+    IsaLimit limit(isa);
+    const std::string isa_name = kernel_isa_name(isa);
+    CAPTURE(isa_name);
+    const bool reads_copy = static_cast<int>(isa) >= static_cast<int>(KernelIsa::avx2);
+    for (std::int64_t k : {192, 4864}) {
+      auto w = weight_with_outliers(33, k);
+      auto coded = CodedBf16Weight::encode(w, /*max_escaped=*/1.0);
+      REQUIRE(coded);
+      const auto rows = few_row_linear_max_rows(torch::kBFloat16);
+      auto x = torch::randn({rows, 1, k}).to(torch::kBFloat16);
+      // float32 rows that are not bfloat16 values: the AVX-512 BF16 CPU takes its widening path for them.
+      auto x_wide = torch::randn({rows, k});
+      auto into = [&](const CodedBf16Weight* copy) {
+        auto y = torch::empty({rows, 33}, torch::kFloat);
+        few_row_linear_into(x_wide.data_ptr<float>(), rows, w, torch::Tensor(), y.data_ptr<float>(), copy);
+        return y;
+      };
+      const auto before = few_row_linear(x, w, torch::Tensor());
+      const auto before_wide = into(nullptr);
+      auto* bits = reinterpret_cast<std::uint16_t*>(w.data_ptr<c10::BFloat16>());
+      for (std::int64_t i = 0; i < w.numel(); ++i) bits[i] ^= 0x8000;
+      REQUIRE(coded->encodes(w));
+      CAPTURE(k);
+      CHECK(torch::equal(few_row_linear(x, w, torch::Tensor()), -before));
+      CHECK(torch::equal(few_row_linear(x, w, torch::Tensor(), coded.get()), reads_copy ? before : -before));
+      CHECK(torch::equal(into(coded.get()), reads_copy ? before_wide : -before_wide));
     }
   }
 }
