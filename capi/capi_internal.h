@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <initializer_list>
 #include <new>
 #include <string>
 
@@ -53,7 +54,21 @@ vlm_status guard(F&& body, const char* function = __builtin_FUNCTION()) noexcept
 void require(const void* pointer, const char* what);
 
 // Validates an options struct: non-NULL, and its leading struct_size equal to `expected` (the size this
-// library was built with). When a struct grows, accept older sizes here and default the missing fields.
-void check_struct_size(const void* options, std::size_t expected, const char* name);
+// library was built with) or to one of `older` (the sizes of the struct in earlier headers, before fields were
+// added at its end). Returns the caller's struct_size.
+std::size_t check_struct_size(const void* options, std::size_t expected, const char* name,
+                              std::initializer_list<std::size_t> older = {});
+
+// A copy of the caller's options struct in this library's layout: the fields its struct_size covers, and
+// `defaults`' values for the fields added since (see check_struct_size).
+template <typename Options>
+Options versioned_options(const Options* options, const Options& defaults, const char* name,
+                          std::initializer_list<std::size_t> older) {
+  const std::size_t size = check_struct_size(options, sizeof(Options), name, older);
+  Options copy = defaults;
+  std::memcpy(static_cast<void*>(&copy), options, size);
+  copy.struct_size = sizeof(Options);
+  return copy;
+}
 
 }  // namespace vlm::capi

@@ -87,16 +87,24 @@ void vlm_session_options_init(vlm_session_options* options) {
 
 vlm_status vlm_session_create(const vlm_session_options* options, vlm_session** out_session) {
   return guard([&] {
-    check_struct_size(options, sizeof *options, "options");
-    require(options->model, "options->model");
+    vlm_session_options defaults;
+    vlm_session_options_init(&defaults);
+    // The struct of 0.1.0's header ended at num_threads.
+    const auto given = versioned_options(options, defaults, "options", {offsetof(vlm_session_options, coded_weights)});
+    require(given.model, "options->model");
     require(out_session, "out_session");
+    if (given.coded_weights != 0 && given.coded_weights != -1) {
+      vlm::fail(vlm::ErrorCode::invalid_argument, "options->coded_weights is " + std::to_string(given.coded_weights) +
+                                                 ": use 0 (coded weight copies where the CPU reads them) or -1 (none)");
+    }
     vlm::SessionOptions o;
-    o.model = options->model;
-    o.load.device = parse_device(or_default(options->device, "cpu"));
-    o.load.dtype = vlm::parse_model_dtype(or_default(options->dtype, "float32"));
-    if (options->min_pixels > 0) o.image.min_pixels = static_cast<std::int64_t>(options->min_pixels);
-    if (options->max_pixels > 0) o.image.max_pixels = static_cast<std::int64_t>(options->max_pixels);
-    o.image.num_threads = options->num_threads;
+    o.model = given.model;
+    o.load.device = parse_device(or_default(given.device, "cpu"));
+    o.load.dtype = vlm::parse_model_dtype(or_default(given.dtype, "float32"));
+    o.load.coded_decode_weights = given.coded_weights == 0;
+    if (given.min_pixels > 0) o.image.min_pixels = static_cast<std::int64_t>(given.min_pixels);
+    if (given.max_pixels > 0) o.image.max_pixels = static_cast<std::int64_t>(given.max_pixels);
+    o.image.num_threads = given.num_threads;
     auto handle = std::make_unique<vlm_session>();
     handle->session = vlm::Session::open(o);
     *out_session = handle.release();

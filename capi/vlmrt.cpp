@@ -1,4 +1,5 @@
 // The C API: a thin translation layer over the core. Conventions are documented in include/vlmrt.h.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -47,14 +48,16 @@ void require(const void* pointer, const char* what) {
   if (pointer == nullptr) fail(ErrorCode::invalid_argument, std::string(what) + " must not be NULL");
 }
 
-void check_struct_size(const void* options, std::size_t expected, const char* name) {
+std::size_t check_struct_size(const void* options, std::size_t expected, const char* name,
+                              std::initializer_list<std::size_t> older) {
   require(options, name);
   std::size_t size = 0;
   std::memcpy(&size, options, sizeof size);
-  if (size != expected) {
+  if (size != expected && std::find(older.begin(), older.end(), size) == older.end()) {
     fail(ErrorCode::invalid_argument, std::string(name) + "->struct_size is " + std::to_string(size) + ", expected " +
                                           std::to_string(expected) + ": initialise the struct with its _init function");
   }
+  return size;
 }
 
 }  // namespace vlm::capi

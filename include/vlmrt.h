@@ -190,7 +190,8 @@ VLM_API void vlm_image_free(vlm_image *image);
 ** weights, which decode steps read instead of the weights: a quarter fewer bytes per generated token, the same
 ** results bit for bit, and 3/4 of those weights' size in extra memory (made at vlm_session_create, under a second
 ** for a 0.5B-parameter language model). Only decode steps of at most 4 rows (batch size x beams; 8 on CPUs without
-** AVX-512) read them, so vlm_evaluate_run and vlm_pipeline_run make none for larger evaluation batches. VLMRT_CODED_WEIGHTS=0 in the
+** AVX-512) read them, so vlm_evaluate_run and vlm_pipeline_run make none for larger evaluation batches, and
+** vlm_session_options.coded_weights = -1 leaves them out of a session. VLMRT_CODED_WEIGHTS=0 in the
 ** environment turns this off. */
 typedef struct vlm_session vlm_session;
 
@@ -208,6 +209,13 @@ typedef struct vlm_session_options {
   uint64_t max_pixels;
   /* Threads for image preprocessing; 0 uses every available CPU. */
   int num_threads;
+  /* The 12-bit coded weight copies described above: 0 (default) makes them where the CPU's decode kernel reads
+  ** them, -1 makes none. Set -1 for a session that always generates more rows at a time than the kernel takes,
+  ** whose decode steps would not read them, or to keep their memory. Any other value is rejected. A program built
+  ** against a header without this field passes that header's struct_size, which is accepted: the default
+  ** applies (on 64-bit platforms the field took the struct's former tail padding, which the earlier
+  ** vlm_session_options_init zeroed, so the size is the same). */
+  int coded_weights;
 } vlm_session_options;
 
 VLM_API void vlm_session_options_init(vlm_session_options *options);

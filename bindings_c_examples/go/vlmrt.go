@@ -202,6 +202,8 @@ type SessionOptions struct {
 	MinPixels  uint64
 	MaxPixels  uint64
 	NumThreads int
+	// 0 (default): 12-bit coded weight copies for bfloat16 decode steps where the CPU reads them; -1: none.
+	CodedWeights int
 }
 
 // Session is a loaded model. Close it when done.
@@ -246,6 +248,7 @@ func NewSession(o SessionOptions) (*Session, error) {
 	co.min_pixels = C.uint64_t(o.MinPixels)
 	co.max_pixels = C.uint64_t(o.MaxPixels)
 	co.num_threads = C.int(o.NumThreads)
+	co.coded_weights = C.int(o.CodedWeights)
 	var raw *C.vlm_session
 	if err := call(func() C.vlm_status { return C.vlm_session_create(&co, &raw) }); err != nil {
 		return nil, err

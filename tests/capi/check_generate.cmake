@@ -12,6 +12,15 @@ run(0 --model ${model} --image ${FIXTURES}/session/wide.png --max-new-tokens 8 -
 if(NOT last_out MATCHES "\"tokens\": \\[6, 6, 6, 6, 6, 101, 101, 101\\]" OR NOT last_out MATCHES "\"finish_reason\": \"length\"")
   message(FATAL_ERROR "unexpected output: ${last_out}")
 endif()
+# bfloat16 with and without the coded weight copies: the same tokens.
+run(0 --model ${model} --dtype bfloat16 --image ${FIXTURES}/session/wide.png --max-new-tokens 8 --json "Describe this image .")
+string(REGEX MATCH "\"tokens\": \\[[0-9, ]*\\]" coded_tokens "${last_out}")
+run(0 --model ${model} --dtype bfloat16 --no-coded-weights --image ${FIXTURES}/session/wide.png --max-new-tokens 8 --json
+    "Describe this image .")
+string(REGEX MATCH "\"tokens\": \\[[0-9, ]*\\]" plain_tokens "${last_out}")
+if(coded_tokens STREQUAL "" OR NOT coded_tokens STREQUAL plain_tokens)
+  message(FATAL_ERROR "bfloat16 tokens differ: '${coded_tokens}' with coded weights, '${plain_tokens}' without")
+endif()
 run(0 --model ${model} --max-new-tokens 3 "how many cats and dog ?")
 if(NOT last_out MATCHES "^w223 w223 w223")
   message(FATAL_ERROR "unexpected text: ${last_out}")

@@ -17,6 +17,65 @@ static int count_tokens(size_t prompt_index, int64_t token, void *user_data) {
   ++streamed;
   return 1;
 }
+/* Counts the log lines that report coded weight copies. */
+static int coded_lines = 0;
+static void count_coded_lines(vlm_log_level level, const char *line, void *user_data) {
+  (void)level;
+  (void)user_data;
+  if (strstr(line, "12-bit coded form") != NULL) ++coded_lines;
+}
+
+/* Whether the decode kernel reads coded copies on this CPU (AVX2 + FMA and above). */
+static int kernel_reads_copies(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return 0;
+#endif
+}
+
+/* vlm_session_options.coded_weights: a bfloat16 session logs the copies it makes; -1 makes none; other values
+** are rejected; a struct_size from a header without the field is accepted and gets the default. */
+static void check_coded_weights_option(void) {
+  vlm_session_options bo;
+  vlm_session *bf16 = NULL;
+  const int expected_lines = kernel_reads_copies();
+  vlm_set_log_callback(count_coded_lines, NULL);
+  vlm_session_options_init(&bo);
+  CHECK(bo.coded_weights == 0);
+  bo.model = MODEL;
+  bo.dtype = "bfloat16";
+  coded_lines = 0;
+  CHECK(vlm_session_create(&bo, &bf16) == VLM_OK);
+  CHECK(coded_lines == expected_lines);
+  vlm_session_free(bf16);
+  bf16 = NULL;
+
+  bo.coded_weights = -1;
+  coded_lines = 0;
+  CHECK(vlm_session_create(&bo, &bf16) == VLM_OK);
+  CHECK(coded_lines == 0);
+  vlm_session_free(bf16);
+  bf16 = NULL;
+
+  bo.coded_weights = 1;
+  CHECK(vlm_session_create(&bo, &bf16) == VLM_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(vlm_last_error(), "coded_weights") != NULL);
+  CHECK(bf16 == NULL);
+
+  /* The field lies past the older struct_size, so its value here is not read. */
+  bo.struct_size = offsetof(vlm_session_options, coded_weights);
+  coded_lines = 0;
+  CHECK(vlm_session_create(&bo, &bf16) == VLM_OK);
+  CHECK(coded_lines == expected_lines);
+  vlm_session_free(bf16);
+  bo.struct_size = offsetof(vlm_session_options, coded_weights) + 1;
+  bf16 = NULL;
+  CHECK(vlm_session_create(&bo, &bf16) == VLM_ERR_INVALID_ARGUMENT);
+  CHECK(bf16 == NULL);
+  vlm_set_log_callback(NULL, NULL);
+}
+
 static int stop_after_two(size_t prompt_index, int64_t token, void *user_data) {
   (void)prompt_index;
   (void)token;
@@ -133,6 +192,7 @@ int main(void) {
   vlm_generations_free(NULL, 3);
   vlm_session_free(session);
   vlm_session_free(NULL);
+  check_coded_weights_option();
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

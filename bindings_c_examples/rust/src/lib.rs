@@ -243,6 +243,9 @@ pub struct SessionOptions {
     pub min_pixels: u64,
     pub max_pixels: u64,
     pub num_threads: i32,
+    /// 0 (default): 12-bit coded weight copies for bfloat16 decode steps where the CPU reads them; -1: none
+    /// (vlm_session_options.coded_weights).
+    pub coded_weights: i32,
 }
 
 impl SessionOptions {
@@ -396,6 +399,7 @@ impl Session {
         o.min_pixels = options.min_pixels;
         o.max_pixels = options.max_pixels;
         o.num_threads = options.num_threads;
+        o.coded_weights = options.coded_weights;
         let mut raw = ptr::null_mut();
         check(unsafe { sys::vlm_session_create(&o, &mut raw) })?;
         Ok(Session { raw })

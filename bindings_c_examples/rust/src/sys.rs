@@ -72,6 +72,7 @@ pub struct vlm_session_options {
     pub min_pixels: u64,
     pub max_pixels: u64,
     pub num_threads: c_int,
+    pub coded_weights: c_int,
 }
 
 #[repr(C)]
