@@ -373,7 +373,7 @@ void pair_order(const float* x, std::int64_t rows, std::int64_t K, std::int64_t 
 // The same on AVX2 + FMA: 8 lanes, the tail of K (below 16) in scalar code. Up to 4 rows keep two accumulators each;
 // more rows share one (two chained FMAs per block), because 16 accumulators plus the weights spill out of the 16
 // AVX2 registers: on a 2-core AVX2 EPYC that took 8 rows of the 896 x 151936 head from 44.8 to 37.9 ms in
-// bfloat16 and from 55.3 to 41.8 ms in float32 (bench_matvec).
+// bfloat16 and from 55.3 to 41.8 ms in float32 (bench_matvec; bfloat16 keeps that split in bf16_columns_avx2).
 template <int ROWS, typename W>
 VLM_AVX2 void columns_avx2(const Job& job, const W* w, std::int64_t n0, std::int64_t n1) {
   const std::int64_t K = job.K, body = K - K % 16;
@@ -411,7 +411,8 @@ VLM_AVX2 void columns_avx2(const Job& job, const W* w, std::int64_t n0, std::int
 // time, so four weight rows stream from memory at once and each x vector is loaded once for all four. On a 2-core
 // AVX2 EPYC (bench_matvec, 3 alternating runs) this took float32 896 x 4864 from 1.26-1.36 ms to 1.04-1.22 ms and
 // 4864 x 896 from 1.21-1.39 to 0.92-1.02 (bfloat16: 0.87-1.02 to 0.52-1.00), but made bfloat16 896 x 4864 (1.8 KB
-// rows) slower, 0.59-0.80 to 1.25-1.44 ms; shorter rows keep one column at a time.
+// rows) slower, 0.59-0.80 to 1.25-1.44 ms; shorter rows keep one column at a time. (float32 and float16 only now:
+// bfloat16 has its own loop below.)
 template <int ROWS, typename W>
 VLM_AVX2 void columns4_avx2(const Job& job, const W* w, std::int64_t n0, std::int64_t n1) {
   constexpr int C = 4;
