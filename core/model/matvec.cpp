@@ -626,12 +626,18 @@ void run_columns(const Job& job, const W* w) {
   });
 }
 
-// The shapes, dtypes and devices the kernel computes, whatever the autograd state.
-bool kernel_takes(const torch::Tensor& x, const torch::Tensor& weight) {
+// The weights the kernel reads: float32, bfloat16 or float16, [N, K] contiguous on the CPU.
+bool kernel_weight(const torch::Tensor& weight) {
   const auto dtype = weight.scalar_type();
-  if (x.scalar_type() != dtype || !x.device().is_cpu() || !weight.device().is_cpu()) return false;
-  if (weight.dim() != 2 || !weight.is_contiguous() || x.dim() == 0 || x.size(-1) != weight.size(1)) return false;
-  return x.numel() > 0 && x.numel() / weight.size(1) <= few_row_linear_max_rows(dtype);
+  return (dtype == torch::kFloat || dtype == torch::kBFloat16 || dtype == torch::kHalf) && weight.device().is_cpu() &&
+         weight.dim() == 2 && weight.is_contiguous();
+}
+
+// The shapes, dtypes and devices the kernel computes (up to few_row_kernel_rows rows), whatever the autograd state.
+bool kernel_takes(const torch::Tensor& x, const torch::Tensor& weight) {
+  if (!kernel_weight(weight) || x.scalar_type() != weight.scalar_type() || !x.device().is_cpu()) return false;
+  if (x.dim() == 0 || x.size(-1) != weight.size(1)) return false;
+  return x.numel() > 0 && x.numel() / weight.size(1) <= few_row_kernel_rows;
 }
 
 void run(const float* x, std::int64_t rows, const torch::Tensor& weight, const torch::Tensor& bias, void* y,
@@ -720,7 +726,8 @@ std::int64_t few_row_linear_max_rows(torch::ScalarType weight_dtype) {
 
 bool few_row_linear_applies(const torch::Tensor& x, const torch::Tensor& weight) {
   // Inference only: autograd and autocast go through torch::linear.
-  return kernel_takes(x, weight) && !torch::GradMode::is_enabled() && !at::autocast::is_cpu_enabled();
+  return kernel_takes(x, weight) && x.numel() / weight.size(1) <= few_row_linear_max_rows(weight.scalar_type()) &&
+         !torch::GradMode::is_enabled() && !at::autocast::is_cpu_enabled();
 }
 
 torch::Tensor few_row_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
@@ -740,13 +747,12 @@ torch::Tensor few_row_linear(const torch::Tensor& x, const torch::Tensor& weight
 }
 
 bool few_row_linear_into_applies(std::int64_t rows, const torch::Tensor& weight) {
-  return rows > 0 && rows <= few_row_linear_max_rows(weight.scalar_type()) && weight.device().is_cpu() &&
-         weight.dim() == 2 && weight.is_contiguous();
+  return rows > 0 && rows <= few_row_linear_max_rows(weight.scalar_type()) && kernel_weight(weight);
 }
 
 void few_row_linear_into(const float* x, std::int64_t rows, const torch::Tensor& weight, const torch::Tensor& bias,
                          float* y, const CodedBf16Weight* coded) {
-  if (!few_row_linear_into_applies(rows, weight)) {
+  if (rows < 1 || rows > few_row_kernel_rows || !kernel_weight(weight)) {
     fail(ErrorCode::internal, "few_row_linear_into: " + std::to_string(rows) + " rows and weight " +
                                   c10::str(weight.sizes()) + " " + c10::str(weight.scalar_type()) +
                                   " are outside the kernel's shapes and dtypes");

@@ -32,6 +32,11 @@ std::optional<KernelIsa> kernel_isa_named(std::string_view name);
 // bfloat16 on CPUs without AVX-512, where the kernel takes up to 8).
 std::int64_t few_row_linear_max_rows(torch::ScalarType weight_dtype);
 
+// The most rows the kernel itself computes (its loops are unrolled for 1 to 8). few_row_linear and
+// few_row_linear_into take that many whatever few_row_linear_max_rows says (tests and benchmarks run every row
+// count on every CPU); the *_applies checks give the model's calls only those where the kernel is the faster path.
+constexpr std::int64_t few_row_kernel_rows = 8;
+
 // True when few_row_linear handles this call: CPU tensors, x's dtype equal to the weight's (float32, bfloat16 or
 // float16), a contiguous [N, K] weight, x [..., K] with at most few_row_linear_max_rows rows, grad mode and
 // autocast off.
@@ -105,7 +110,8 @@ torch::Tensor few_row_linear(const torch::Tensor& x, const torch::Tensor& weight
 // The same kernel on raw float32 buffers, for the fused decode step (model/decode_step.cpp): x [rows, K]
 // contiguous float32; y [rows, N] float32 receives each result rounded to the weight's dtype, as few_row_linear
 // followed by .to(torch::kFloat) would. The caller checks few_row_linear_into_applies (CPU, contiguous float32,
-// bfloat16 or float16 weight, 1..few_row_linear_max_rows rows) and the grad/autocast state.
+// bfloat16 or float16 weight, 1..few_row_linear_max_rows rows) and the grad/autocast state; the call itself takes
+// up to few_row_kernel_rows rows.
 bool few_row_linear_into_applies(std::int64_t rows, const torch::Tensor& weight);
 void few_row_linear_into(const float* x, std::int64_t rows, const torch::Tensor& weight, const torch::Tensor& bias,
                          float* y, const CodedBf16Weight* coded = nullptr);

@@ -102,9 +102,10 @@ TEST_CASE("few_row_linear equals the float64 product for every row count, tail, 
         for (std::int64_t n : {1, 7, 130}) {
           auto w = torch::randn({n, k}).to(dtype);
           auto b = torch::randn({n}).to(dtype);
-          for (std::int64_t rows = 1; rows <= few_row_linear_max_rows(dtype); ++rows) {
+          // Every row count the kernel computes, also those a model gives libtorch's gemm instead.
+          for (std::int64_t rows = 1; rows <= few_row_kernel_rows; ++rows) {
             auto x = torch::randn({rows, 1, k}).to(dtype);
-            REQUIRE(few_row_linear_applies(x, w));
+            CHECK(few_row_linear_applies(x, w) == (rows <= few_row_linear_max_rows(dtype)));
             for (bool with_bias : {false, true}) {
               auto y = few_row_linear(x, w, with_bias ? b : torch::Tensor());
               const std::string dtype_name = c10::toString(dtype);
@@ -299,6 +300,14 @@ TEST_CASE("few_row_linear applies only to inference-shaped CPU calls") {
     CHECK((bf16_rows == 4 || bf16_rows == 8));
     CHECK(few_row_linear_applies(torch::randn({bf16_rows, 32}).to(torch::kBFloat16), w.to(torch::kBFloat16)));
     CHECK_FALSE(few_row_linear_applies(torch::randn({bf16_rows + 1, 32}).to(torch::kBFloat16), w.to(torch::kBFloat16)));
+    // The kernel itself computes up to 8 rows whatever the policy above; a 9th is an error.
+    CHECK(few_row_linear(torch::randn({8, 32}).to(torch::kBFloat16), w.to(torch::kBFloat16), torch::Tensor()).size(0) == 8);
+    CHECK_THROWS_AS(few_row_linear(torch::randn({9, 32}), w, torch::Tensor()), vlm::Error);
+    auto y9 = torch::empty({9, 8});
+    CHECK_THROWS_AS(few_row_linear_into(torch::randn({9, 32}).data_ptr<float>(), 9, w, torch::Tensor(), y9.data_ptr<float>()),
+                    vlm::Error);
+    CHECK_THROWS_AS(few_row_linear_into(x.data_ptr<float>(), 1, w.to(torch::kDouble), torch::Tensor(), y9.data_ptr<float>()),
+                    vlm::Error);
     CHECK_FALSE(few_row_linear_applies(x.to(torch::kBFloat16), w));                         // mixed dtypes
     CHECK_FALSE(few_row_linear_applies(x.to(torch::kDouble), w.to(torch::kDouble)));        // no kernel
     CHECK_FALSE(few_row_linear_applies(x, w.t().contiguous().t()));                         // strided weight
@@ -407,7 +416,7 @@ TEST_CASE("few_row_linear reads the coded form to the same bits as the weight it
         auto b = torch::randn({n}).to(torch::kBFloat16);
         auto coded = CodedBf16Weight::encode(w, /*max_escaped=*/1.0);
         REQUIRE(coded);
-        for (std::int64_t rows = 1; rows <= few_row_linear_max_rows(torch::kBFloat16); ++rows) {
+        for (std::int64_t rows = 1; rows <= few_row_kernel_rows; ++rows) {
           auto x = torch::randn({rows, 1, k}).to(torch::kBFloat16);
           for (bool with_bias : {false, true}) {
             CAPTURE(k);
@@ -443,7 +452,7 @@ TEST_CASE("The AVX2 and AVX-512 paths read the coded copy, the portable path the
       auto w = weight_with_outliers(33, k);
       auto coded = CodedBf16Weight::encode(w, /*max_escaped=*/1.0);
       REQUIRE(coded);
-      const auto rows = few_row_linear_max_rows(torch::kBFloat16);
+      const auto rows = few_row_kernel_rows;
       auto x = torch::randn({rows, 1, k}).to(torch::kBFloat16);
       // float32 rows that are not bfloat16 values: the AVX-512 BF16 CPU takes its widening path for them.
       auto x_wide = torch::randn({rows, k});
