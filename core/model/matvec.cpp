@@ -192,6 +192,19 @@ struct CodedRow {
 // rows only) masked into acc0; the sum (acc0 + acc1) + (acc2 + acc3).
 template <int ROWS, typename Row>
 VLM_AVX512_BF16 inline void bf16_column(const Job& job, const Row& row, std::int64_t n) {
+  if constexpr (ROWS > 4) {
+    // Four accumulators for each of more than 4 rows would not fit the 32 registers: rows 0-3 first, then the
+    // others over the same weight row, which the first pass left in the first-level cache. Each row's sum is then
+    // the one a one-row call gives.
+    bf16_column<4>(job, Row(row), n);
+    Job rest = job;
+    rest.rows = ROWS - 4;
+    rest.x_bf16 += 4 * job.K;
+    if (job.y_float) rest.y = static_cast<float*>(job.y) + 4 * job.N;
+    else rest.y = static_cast<c10::BFloat16*>(job.y) + 4 * job.N;
+    bf16_column<ROWS - 4>(rest, Row(row), n);
+    return;
+  }
   const std::int64_t K = job.K, blocks = K / 64;
   __m512 acc[4][ROWS];
 #pragma GCC unroll 4
@@ -677,8 +690,7 @@ void run(const float* x, std::int64_t rows, const torch::Tensor& weight, const t
     x = paired.data();
   }
 #endif
-  // The coded form is read on AVX2 and above.
-  if (kernel_isa() < KernelIsa::avx2 || (coded && !coded->encodes(weight))) coded = nullptr;
+  if (rows > coded_weight_max_rows() || (coded && !coded->encodes(weight))) coded = nullptr;
   const Job job{x, x_bf16, b.defined() ? b.data_ptr() : nullptr, y, rows, K, weight.size(0), y_float, coded};
   if (dtype == torch::kFloat) run_columns(job, weight.data_ptr<float>());
   else if (dtype == torch::kBFloat16) run_columns(job, weight.data_ptr<c10::BFloat16>());
@@ -715,10 +727,18 @@ std::optional<KernelIsa> kernel_isa_named(std::string_view name) {
   return std::nullopt;
 }
 
+std::int64_t coded_weight_max_rows() {
+  if (kernel_isa() < KernelIsa::avx2) return 0;
+  // More rows make the AVX-512 BF16 step compute-bound, and its second pass would decode each coded row again.
+  return kernel_isa() == KernelIsa::avx512_bf16 ? 4 : few_row_linear_max_rows(torch::kBFloat16);
+}
+
 std::int64_t few_row_linear_max_rows(torch::ScalarType weight_dtype) {
   switch (weight_dtype) {
     case torch::kFloat: return 8;
-    case torch::kBFloat16: return simd::cpu_has_onednn_bf16() ? 4 : 8;  // libtorch's fallback is a scalar loop
+    // With AVX-512 BF16 the kernel's two passes of 4 rows beat oneDNN's gemm up to 8 rows; on other CPUs with
+    // oneDNN's bfloat16 gemm it is as fast beyond 4; without it libtorch's fallback is a scalar loop.
+    case torch::kBFloat16: return simd::cpu_has_avx512_bf16() || !simd::cpu_has_onednn_bf16() ? 8 : 4;
     case torch::kHalf: return 8;
     default: return 0;
   }

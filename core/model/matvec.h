@@ -28,9 +28,16 @@ const char* kernel_isa_name(KernelIsa isa);
 std::optional<KernelIsa> kernel_isa_named(std::string_view name);
 
 // The most rows of x the kernel takes for a weight dtype: beyond that libtorch's gemm is as fast (measured with
-// bench_matvec: float32 up to 8 rows, bfloat16 (oneDNN) up to 4; float16 has no CPU gemm in libtorch at all, nor
-// bfloat16 on CPUs without AVX-512, where the kernel takes up to 8).
+// bench_matvec and bench_model: float32 up to 8 rows; bfloat16 up to 8 with AVX-512 BF16, where a batch-8 decode
+// step ran 1.5-1.8x faster than through oneDNN's gemm, up to 4 on other CPUs with oneDNN's bfloat16 gemm (AVX-512
+// without BF16); float16 has no CPU gemm in libtorch at all, nor bfloat16 on CPUs without AVX-512, where the kernel
+// takes up to 8).
 std::int64_t few_row_linear_max_rows(torch::ScalarType weight_dtype);
+
+// The most rows for which the kernel reads a CodedBf16Weight (below): 0 on CPUs without AVX2; 4 with AVX-512 BF16,
+// where more rows make a step compute-bound and the coded form would cost more than it saves (batch-8 decode 182-198
+// tokens/s with it, 222-226 without); else few_row_linear_max_rows(bfloat16). Beyond it the kernel reads the weight.
+std::int64_t coded_weight_max_rows();
 
 // The most rows the kernel itself computes (its loops are unrolled for 1 to 8). few_row_linear and
 // few_row_linear_into take that many whatever few_row_linear_max_rows says (tests and benchmarks run every row

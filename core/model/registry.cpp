@@ -82,9 +82,7 @@ bool coded_weights_allowed_by_environment() {
   return !(env && std::strcmp(env, "0") == 0);
 }
 
-bool coded_weights_serve(std::int64_t decode_rows) {
-  return decode_rows <= few_row_linear_max_rows(torch::kBFloat16);
-}
+bool coded_weights_serve(std::int64_t decode_rows) { return decode_rows <= coded_weight_max_rows(); }
 
 std::int64_t code_decode_weights(VisionLanguageModel& model) {
   if (model.dtype() != torch::kBFloat16 || !model.device().is_cpu() || kernel_isa() < KernelIsa::avx2) {

@@ -29,8 +29,8 @@ struct LoadOptions {
 bool coded_weights_allowed_by_environment();
 
 // Whether decode steps of `decode_rows` rows at a time (batch size x beams) would read coded weights: only the
-// few-row kernel reads them (up to few_row_linear_max_rows(bfloat16) rows); for more rows the copies would cost
-// memory for nothing. Evaluation sets LoadOptions::coded_decode_weights from it.
+// few-row kernel reads them, up to coded_weight_max_rows() rows (model/matvec.h); for more rows the copies would
+// cost memory for nothing. Evaluation sets LoadOptions::coded_decode_weights from it.
 bool coded_weights_serve(std::int64_t decode_rows);
 
 // Gives the language model's projections (and the LM head) of a bfloat16 CPU model their coded copies for decode

@@ -296,7 +296,8 @@ TEST_CASE("few_row_linear applies only to inference-shaped CPU calls") {
     CHECK(few_row_linear_applies(x, w));
     CHECK(few_row_linear_applies(torch::randn({8, 32}), w));
     CHECK_FALSE(few_row_linear_applies(torch::randn({9, 32}), w));                          // gemm is as fast
-    const auto bf16_rows = few_row_linear_max_rows(torch::kBFloat16);  // 4 with oneDNN (AVX-512), else 8
+    // 4 on AVX-512 CPUs without BF16 (oneDNN's gemm), else 8
+    const auto bf16_rows = few_row_linear_max_rows(torch::kBFloat16);
     CHECK((bf16_rows == 4 || bf16_rows == 8));
     CHECK(few_row_linear_applies(torch::randn({bf16_rows, 32}).to(torch::kBFloat16), w.to(torch::kBFloat16)));
     CHECK_FALSE(few_row_linear_applies(torch::randn({bf16_rows + 1, 32}).to(torch::kBFloat16), w.to(torch::kBFloat16)));
@@ -438,7 +439,7 @@ TEST_CASE("few_row_linear reads the coded form to the same bits as the weight it
   }
 }
 
-TEST_CASE("The AVX2 and AVX-512 paths read the coded copy, the portable path the weight") {
+TEST_CASE("The AVX2 and AVX-512 paths read the coded copy up to coded_weight_max_rows, the portable path never") {
   // The weight's memory is changed behind its version counter's back (every sign flipped), so the copy still
   // counts as current: a result from the copy keeps the old values' sums, one from the weight is negated.
   torch::NoGradGuard no_grad;
@@ -447,29 +448,34 @@ TEST_CASE("The AVX2 and AVX-512 paths read the coded copy, the portable path the
     IsaLimit limit(isa);
     const std::string isa_name = kernel_isa_name(isa);
     CAPTURE(isa_name);
-    const bool reads_copy = static_cast<int>(isa) >= static_cast<int>(KernelIsa::avx2);
-    for (std::int64_t k : {192, 4864}) {
-      auto w = weight_with_outliers(33, k);
-      auto coded = CodedBf16Weight::encode(w, /*max_escaped=*/1.0);
-      REQUIRE(coded);
-      const auto rows = few_row_kernel_rows;
-      auto x = torch::randn({rows, 1, k}).to(torch::kBFloat16);
-      // float32 rows that are not bfloat16 values: the AVX-512 BF16 CPU takes its widening path for them.
-      auto x_wide = torch::randn({rows, k});
-      auto into = [&](const CodedBf16Weight* copy) {
-        auto y = torch::empty({rows, 33}, torch::kFloat);
-        few_row_linear_into(x_wide.data_ptr<float>(), rows, w, torch::Tensor(), y.data_ptr<float>(), copy);
-        return y;
-      };
-      const auto before = few_row_linear(x, w, torch::Tensor());
-      const auto before_wide = into(nullptr);
-      auto* bits = reinterpret_cast<std::uint16_t*>(w.data_ptr<c10::BFloat16>());
-      for (std::int64_t i = 0; i < w.numel(); ++i) bits[i] ^= 0x8000;
-      REQUIRE(coded->encodes(w));
-      CAPTURE(k);
-      CHECK(torch::equal(few_row_linear(x, w, torch::Tensor()), -before));
-      CHECK(torch::equal(few_row_linear(x, w, torch::Tensor(), coded.get()), reads_copy ? before : -before));
-      CHECK(torch::equal(into(coded.get()), reads_copy ? before_wide : -before_wide));
+    const bool copies_read = static_cast<int>(isa) >= static_cast<int>(KernelIsa::avx2);
+    CHECK((coded_weight_max_rows() > 0) == copies_read);
+    for (std::int64_t rows : {std::int64_t{1}, coded_weight_max_rows(), few_row_kernel_rows}) {
+      if (rows < 1) continue;
+      const bool reads_copy = copies_read && rows <= coded_weight_max_rows();
+      for (std::int64_t k : {192, 4864}) {
+        CAPTURE(rows);
+        CAPTURE(k);
+        auto w = weight_with_outliers(33, k);
+        auto coded = CodedBf16Weight::encode(w, /*max_escaped=*/1.0);
+        REQUIRE(coded);
+        auto x = torch::randn({rows, 1, k}).to(torch::kBFloat16);
+        // float32 rows that are not bfloat16 values: the AVX-512 BF16 CPU takes its widening path for them.
+        auto x_wide = torch::randn({rows, k});
+        auto into = [&](const CodedBf16Weight* copy) {
+          auto y = torch::empty({rows, 33}, torch::kFloat);
+          few_row_linear_into(x_wide.data_ptr<float>(), rows, w, torch::Tensor(), y.data_ptr<float>(), copy);
+          return y;
+        };
+        const auto before = few_row_linear(x, w, torch::Tensor());
+        const auto before_wide = into(nullptr);
+        auto* bits = reinterpret_cast<std::uint16_t*>(w.data_ptr<c10::BFloat16>());
+        for (std::int64_t i = 0; i < w.numel(); ++i) bits[i] ^= 0x8000;
+        REQUIRE(coded->encodes(w));
+        CHECK(torch::equal(few_row_linear(x, w, torch::Tensor()), -before));
+        CHECK(torch::equal(few_row_linear(x, w, torch::Tensor(), coded.get()), reads_copy ? before : -before));
+        CHECK(torch::equal(into(coded.get()), reads_copy ? before_wide : -before_wide));
+      }
     }
   }
 }
@@ -548,8 +554,11 @@ TEST_CASE("A coded copy stops being used once its weight changes") {
                      few_row_linear(x, p->weight, torch::Tensor())));
 }
 
-TEST_CASE("Coded weights serve decode steps of as many rows as the few-row kernel takes") {
-  const auto most = few_row_linear_max_rows(torch::kBFloat16);
+TEST_CASE("Coded weights serve decode steps of as many rows as the kernel reads them for") {
+  const auto most = coded_weight_max_rows();
+  REQUIRE(most >= 1);
+  CHECK(most <= few_row_linear_max_rows(torch::kBFloat16));
+  CHECK(most == (kernel_isa() == KernelIsa::avx512_bf16 ? 4 : few_row_linear_max_rows(torch::kBFloat16)));
   CHECK(coded_weights_serve(1));
   CHECK(coded_weights_serve(most));
   CHECK_FALSE(coded_weights_serve(most + 1));  // a batch of more rows goes through libtorch's gemm
