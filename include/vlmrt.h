@@ -210,10 +210,10 @@ typedef struct vlm_session_options {
   /* Threads for image preprocessing; 0 uses every available CPU. */
   int num_threads;
   /* The 12-bit coded weight copies described above: 0 (default) makes them where the CPU's decode kernel reads
-  ** them, -1 makes none. Set -1 for a session that always decodes more rows at a time than the copies serve (see
-  ** above), whose decode steps would not read them, or to keep their memory. Any other value is rejected. A program built
-  ** against a header without this field passes that header's struct_size, which is accepted: the default
-  ** applies (on 64-bit platforms the field took the struct's former tail padding, which the earlier
+  ** them, -1 makes none. Set -1 for a session that always decodes more rows at a time than the copies serve
+  ** (see above), whose decode steps would not read them, or to keep their memory. Any other value is rejected.
+  ** A program built against a header without this field passes that header's struct_size, which is accepted:
+  ** the default applies (on 64-bit platforms the field took the struct's former tail padding, which the earlier
   ** vlm_session_options_init zeroed, so the size is the same). */
   int coded_weights;
 } vlm_session_options;

@@ -140,7 +140,8 @@ void columns_avx512_dispatch(const Job& job, const W* w, std::int64_t n0, std::i
 struct PlainRow {
   const c10::BFloat16* values;
   static constexpr bool exact_blocks = false;  // K may end in a part block
-  VLM_AVX512 __attribute__((always_inline)) void prefetch_pair(std::int64_t b) const {  // blocks b and b + 1: 256 bytes, 4 lines
+  // Blocks b and b + 1: 256 bytes, 4 lines.
+  VLM_AVX512 __attribute__((always_inline)) void prefetch_pair(std::int64_t b) const {
     const char* ahead = reinterpret_cast<const char*>(values + b * 64) + prefetch_bytes;
 #pragma GCC unroll 4
     for (int line = 0; line < 4; ++line) _mm_prefetch(ahead + 64 * line, _MM_HINT_T0);
@@ -337,8 +338,9 @@ VLM_AVX512_BF16 void columns_avx512_bf16(const Job& job, const c10::BFloat16* w,
   const __m512i table = _mm512_loadu_si512(coded->table()), nibble = _mm512_set1_epi8(0x0F);
   for (std::int64_t n = n0; n < n1; ++n) {
     // Most rows have no escaped block and skip the check.
-    if (coded->row_has_escape(n)) bf16_column<ROWS>(job, CodedRow<true>{coded, n, table, nibble, coded->row_data(n)}, n);
-    else bf16_column<ROWS>(job, CodedRow<false>{coded, n, table, nibble, coded->row_data(n)}, n);
+    const std::uint8_t* data = coded->row_data(n);
+    if (coded->row_has_escape(n)) bf16_column<ROWS>(job, CodedRow<true>{coded, n, table, nibble, data}, n);
+    else bf16_column<ROWS>(job, CodedRow<false>{coded, n, table, nibble, data}, n);
   }
 }
 
@@ -351,8 +353,9 @@ VLM_AVX512 void columns_avx512_bf16_fma(const Job& job, const c10::BFloat16* w, 
   }
   const __m512i table = _mm512_loadu_si512(coded->table()), nibble = _mm512_set1_epi8(0x0F);
   for (std::int64_t n = n0; n < n1; ++n) {
-    if (coded->row_has_escape(n)) bf16_column_fma<ROWS>(job, CodedRow<true>{coded, n, table, nibble, coded->row_data(n)}, n);
-    else bf16_column_fma<ROWS>(job, CodedRow<false>{coded, n, table, nibble, coded->row_data(n)}, n);
+    const std::uint8_t* data = coded->row_data(n);
+    if (coded->row_has_escape(n)) bf16_column_fma<ROWS>(job, CodedRow<true>{coded, n, table, nibble, data}, n);
+    else bf16_column_fma<ROWS>(job, CodedRow<false>{coded, n, table, nibble, data}, n);
   }
 }
 
