@@ -186,6 +186,21 @@ TEST_CASE("fused decode step on every instruction set the CPU has (portable, AVX
   limit_kernel_isa(best);
 }
 
+TEST_CASE("fused decode step of 8 rows with a wide MLP, the few-row kernel's most rows") {
+  // 8 rows: on AVX-512 BF16 two passes of 4 over each weight row; a gate width past the last whole 16 and 64.
+  auto config = tiny_config(16, "silu");
+  config.intermediate_size = 1101;
+  const auto best = kernel_isa();
+  for (auto isa : {KernelIsa::avx2, KernelIsa::avx512, KernelIsa::avx512_bf16}) {
+    if (static_cast<int>(isa) > static_cast<int>(best)) continue;
+    limit_kernel_isa(isa);
+    for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      check_fused_equals_ops(config, dtype, 8, std::string(kernel_isa_name(isa)) + " " + c10::toString(dtype));
+    }
+  }
+  limit_kernel_isa(best);
+}
+
 TEST_CASE("fused decode step over a longer past: attention scores in blocks of 16 keys and a tail") {
   // Decode steps from 6 to 43 cached positions: none, one and two whole blocks of 16, with and without a tail.
   // float16 is left out: its op-by-op and fused runs drift apart step by step (equal at 12 positions, in 50-100 %
