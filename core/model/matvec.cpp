@@ -369,7 +369,7 @@ VLM_AVX2 inline void load16_avx2(const c10::Half* p, __m256& a, __m256& b) {
   a = simd::load8(p);
   b = simd::load8(p + 8);
 }
-// The x rows in the order the bfloat16 loops widen weights (group 16: load16_avx2; 32: bf16_column_fma): every
+// The x rows in the order the bfloat16 loops widen weights (group 16: fma16_avx2; 32: bf16_column_fma): every
 // whole group as its even elements, then its odd ones; the tail past the last whole group stays in place.
 void pair_order(const float* x, std::int64_t rows, std::int64_t K, std::int64_t group, float* out) {
   const std::int64_t body = K - K % group, half = group / 2;
@@ -684,7 +684,7 @@ void run(const float* x, std::int64_t rows, const torch::Tensor& weight, const t
     if (low_bits == 0) x_bf16 = narrowed.data();
   }
   // Reordered once per call (at most 8 x K floats), so each weight vector is widened by one load and two operations:
-  // per 32 values on AVX-512 (bf16_column_fma), per 16 on AVX2 (load16_avx2).
+  // per 32 values on AVX-512 (bf16_column_fma), per 16 on AVX2 (fma16_avx2).
   thread_local std::vector<float> paired;
   const std::int64_t pair_group = simd::cpu_has_avx512() ? 32 : simd::cpu_has_avx2_fma() ? 16 : 0;
   if (dtype == torch::kBFloat16 && !x_bf16 && pair_group) {
