@@ -169,7 +169,7 @@ vlm_status vlm_evaluate_run(const vlm_evaluate_options* options, vlm_evaluate_re
     if (options->min_pixels > 0) session_options.image.min_pixels = static_cast<std::int64_t>(options->min_pixels);
     if (options->max_pixels > 0) session_options.image.max_pixels = static_cast<std::int64_t>(options->max_pixels);
     session_options.image.num_threads = options->num_threads;
-    // Batches of more rows than the few-row decode kernel takes never read coded weights.
+    // Decode steps of more rows than coded_weight_max_rows() never read coded weights: make none for them.
     session_options.load.coded_decode_weights =
         vlm::coded_weights_serve(std::int64_t{job.batch_size} * job.generation.num_beams.value_or(1));
     if (job.on_log) job.on_log("loading " + model);

@@ -331,7 +331,9 @@ VLM_AVX512 inline void bf16_column_fma(const Job& job, const Row& row, std::int6
 template <int ROWS>
 VLM_AVX512_BF16 void columns_avx512_bf16(const Job& job, const c10::BFloat16* w, std::int64_t n0, std::int64_t n1) {
   const CodedBf16Weight* coded = job.coded;
-  if (!coded) {
+  // run() passes no copy beyond coded_weight_max_rows() (4 here); the check keeps the coded rows out of the
+  // two-pass instantiations.
+  if (!coded || ROWS > 4) {
     for (std::int64_t n = n0; n < n1; ++n) bf16_column<ROWS>(job, PlainRow{w + n * job.K}, n);
     return;
   }
