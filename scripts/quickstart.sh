@@ -6,7 +6,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/install_deps.sh"
-"$root/scripts/build.sh"
+# Only the main program and what it links (not the test suite): scripts/build.sh passes --target to cmake --build.
+VLMRT_BUILD_TARGETS=vlm_finetune_and_eval "$root/scripts/build.sh"
 build="${VLMRT_BUILD_DIR:-$root/build}"
 out="${VLMRT_QUICKSTART_OUT:-$root/results/quickstart}"
 
