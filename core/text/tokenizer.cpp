@@ -793,7 +793,11 @@ std::string Tokenizer::decode(const std::vector<std::int32_t>& ids, const Decode
   for (std::int32_t id : ids)
     if (id < 0) fail(ErrorCode::invalid_argument, "decode: negative token id " + std::to_string(id));
   const Impl& m = *impl_;
-  const bool cleanup = options.clean_up_tokenization_spaces.value_or(m.config.clean_up_tokenization_spaces);
+  // The raw flavor is tokenizers' Tokenizer.from_file, whose decode never cleans up: the config's setting is
+  // transformers' alone. An explicit DecodeOptions value applies to both flavors.
+  const bool configured_cleanup =
+      m.options.flavor == TokenizerOptions::Flavor::transformers && m.config.clean_up_tokenization_spaces;
+  const bool cleanup = options.clean_up_tokenization_spaces.value_or(configured_cleanup);
   std::string text;
   if (m.spm) {
     std::vector<int> kept;

@@ -22,7 +22,9 @@
 //                           appended after it. decode skips clean_up_tokenization_spaces for BPE models.
 //                           Other classes (Qwen2Tokenizer included) are read as the raw file; Qwen2 is verified
 //                           against AutoTokenizer, other classes are not.
-//   raw                     exactly `tokenizers.Tokenizer.from_file("tokenizer.json")`.
+//   raw                     exactly `tokenizers.Tokenizer.from_file("tokenizer.json")`: tokenizer_config.json
+//                           supplies the special tokens and settings, but decode never applies its
+//                           clean_up_tokenization_spaces (only an explicit DecodeOptions value does).
 //
 // Invalid UTF-8 input: encode() replaces each maximal invalid byte sequence by U+FFFD (the Unicode "maximal
 // subpart" rule, identical to Python's bytes.decode("utf-8", "replace")) and tokenizes the result; it never

@@ -223,6 +223,28 @@ TEST_CASE("decode: clean_up_tokenization_spaces as transformers applies it") {
   CHECK(bpe->decode({0, 1}, {false, true}) == "a.");
 }
 
+TEST_CASE("decode: the raw flavor never applies the config's clean_up_tokenization_spaces") {
+  // tokenizers' Tokenizer.from_file has no cleanup step; only transformers reads the config's flag.
+  const std::string json_text = R"({"model": {"type": "WordLevel", "unk_token": "<unk>",
+      "vocab": {"<unk>": 0, "hello": 1, ",": 2, "world": 3, "!": 4}}})";
+  const std::string config = R"({"clean_up_tokenization_spaces": true})";
+  const std::vector<std::int32_t> ids = {1, 2, 3, 4};
+  auto transformers = Tokenizer::from_json(json_text, config);
+  CHECK(transformers->decode(ids) == "hello, world!");
+  vlm::TokenizerOptions raw_options;
+  raw_options.flavor = vlm::TokenizerOptions::Flavor::raw;
+  auto raw = Tokenizer::from_json(json_text, config, raw_options);
+  CHECK(raw->decode(ids) == "hello , world !");
+  CHECK(raw->decode(ids, {false, true}) == "hello, world!");  // an explicit request still applies
+  // The same through a folder, where the config comes from tokenizer_config.json next to tokenizer.json.
+  const std::string folder = temp_dir("raw_cleanup");
+  vlm::write_file_atomic(folder + "/tokenizer.json", json_text);
+  vlm::write_file_atomic(folder + "/tokenizer_config.json", config);
+  CHECK(Tokenizer::load(folder, raw_options)->decode(ids) == "hello , world !");
+  CHECK(Tokenizer::load(folder)->decode(ids) == "hello, world!");
+  for (const char* f : {"/tokenizer.json", "/tokenizer_config.json"}) std::remove((folder + f).c_str());
+}
+
 TEST_CASE("long inputs: no crash, and byte-level BPE round-trips") {
   const std::string folder = vlm::test::shared_tokenizer("qwen3");
   REQUIRE_MESSAGE(vlm::is_directory(folder), folder, " is missing (the shared data folder sits beside the clone)");
