@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "pipeline/csv.h"
+#include "text/unicode.h"
 
 namespace vlm {
 
@@ -28,6 +29,16 @@ Conversation training_conversation(const std::string& instruction, const std::st
 
 namespace {
 
+// Why a response cannot be trained on, or empty when it can. A response of whitespace alone (any Unicode
+// White_Space, e.g. " ", "\t\n", U+3000) teaches only whitespace and is refused as an empty one is.
+std::string response_problem(const std::string& response) {
+  if (response.empty()) return "the response is empty; there is nothing to learn from this row";
+  const std::string valid = text::to_valid_utf8(response);
+  for (std::size_t i = 0; i < valid.size();)
+    if (!text::is_whitespace(text::next_code_point(valid, i))) return {};
+  return "the response is only whitespace; there is nothing to learn from this row (give it text or remove the row)";
+}
+
 std::string row_label(const CsvTable& table, std::size_t row) {
   return table.path + " row " + std::to_string(row + 1) + " (line " + std::to_string(table.row_lines[row]) + ")";
 }
@@ -37,7 +48,8 @@ std::string row_label(const CsvTable& table, std::size_t row) {
 TrainingExample make_training_example(const Session& session, const std::string& instruction,
                                       const std::string& response, const RgbImage* image,
                                       const TrainingDataOptions& options, const std::string& where) {
-  if (response.empty()) fail(ErrorCode::invalid_argument, where + ": the response is empty; there is nothing to learn from this row");
+  if (const std::string problem = response_problem(response); !problem.empty())
+    fail(ErrorCode::invalid_argument, where + ": " + problem);
   TrainingExample ex;
   ex.instruction = instruction;
   ex.response = response;
@@ -133,8 +145,8 @@ TrainingDataset TrainingDataset::build(const Session& session, const TrainingDat
     ex.image = fields[image_col];
     ex.instruction = fields[instruction_col];
     ex.response = fields[response_col];
-    if (ex.response.empty()) {
-      problems.push_back(where + ": the response is empty; there is nothing to learn from this row");
+    if (const std::string problem = response_problem(ex.response); !problem.empty()) {
+      problems.push_back(where + ": " + problem);
       continue;
     }
     try {

@@ -305,12 +305,19 @@ TEST_CASE("preflight reports every unusable row at once") {
   write_bytes(dir.file("data/train.csv"),
               "url,instruction,response\n"
               "missing.png,Describe,a cat\n"
-              + std::string("") + "ok.png,Describe,\n");
+              + std::string("") + "ok.png,Describe,\n"
+              "ok.png,Describe,   \n"
+              "ok.png,Describe,\"\t\r\n \"\n"
+              "ok.png,Describe,\u3000\u00a0\n"
+              "ok.png,Describe, a dog \n");
   std::filesystem::copy(fixture("train/data/images/img0.png"), dir.file("data/ok.png"));
   auto job = curve_job(dir.file("run"));
   job.data.train_csv = dir.file("data/train.csv");
+  // Whitespace alone (ASCII or Unicode) is refused as an empty response is; " a dog " is fine.
   expect_error([&] { run_training(job); }, ErrorCode::invalid_argument,
-               {"2 of 2 training rows", "row 1 (line 2)", "missing.png", "row 2 (line 3)", "response is empty"});
+               {"5 of 6 training rows", "row 1 (line 2)", "missing.png", "row 2 (line 3)", "response is empty",
+                "row 3 (line 4): the response is only whitespace", "row 4 (line 5): the response is only whitespace",
+                "row 5 (line 7): the response is only whitespace"});
 }
 
 TEST_CASE("non-finite updates stop the run, or are skipped when configured") {
