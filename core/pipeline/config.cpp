@@ -46,9 +46,44 @@ class Problems {
   }
   const std::string& label() const { return label_; }
 
+  // Unknown keys are reported once every section has been read, so that a key placed in the wrong section can
+  // name the section it belongs to (evaluation.generation_max_new_tokens -> training.generation_max_new_tokens).
+  // section: the key path of the mapping with list indices dropped ("", "data", "models[]", "training").
+  void known_keys(const std::string& section, const std::set<std::string>& keys) {
+    known_[section].insert(keys.begin(), keys.end());
+  }
+  void unknown_key(const YAML::Node& node, const std::string& section, const std::string& path,
+                   const std::string& key, const std::string& closest_hint) {
+    unknown_.push_back({node, section, path, key, closest_hint});
+  }
+  void report_unknown_keys() {
+    for (const auto& u : unknown_) {
+      std::string hint = u.closest_hint;
+      for (const auto& [section, keys] : known_) {
+        if (section == u.section || !keys.count(u.key)) continue;
+        hint = "; it belongs " + describe_section(section) + " (" + (section.empty() ? "" : section + ".") + u.key + ")";
+        break;
+      }
+      add(u.node, u.path, "unknown key" + hint);
+    }
+    unknown_.clear();
+  }
+
  private:
+  static std::string describe_section(const std::string& section) {
+    if (section.empty()) return "at the top level";
+    const auto bracket = section.find("[]");
+    if (bracket != std::string::npos) return "in each entry of " + section.substr(0, bracket);
+    return "under " + section;
+  }
+  struct UnknownKey {
+    YAML::Node node;
+    std::string section, path, key, closest_hint;
+  };
   std::string label_;
   std::vector<std::string> messages_;
+  std::map<std::string, std::set<std::string>> known_;
+  std::vector<UnknownKey> unknown_;
 };
 
 // A view of one YAML mapping with typed readers that record problems instead of throwing, so one run reports
@@ -133,9 +168,11 @@ class Section {
     }
   }
 
-  // Reports keys of this mapping that no reader asked for, with the closest known key.
+  // Reports keys of this mapping that no reader asked for, with the closest known key (or, once every section
+  // is read, the section where the key belongs: Problems::report_unknown_keys).
   void reject_unknown() {
     if (!node_.IsMap()) return;
+    p_.known_keys(section_kind(), seen_);
     for (const auto& kv : node_) {
       const std::string key = kv.first.Scalar();
       if (seen_.count(key)) continue;
@@ -148,13 +185,26 @@ class Section {
       std::string hint = (!best.empty() && best_distance <= std::max<std::size_t>(2, key.size() / 3))
                              ? "; did you mean '" + key_path(best) + "'?"
                              : "";
-      p_.add(kv.first, key_path(key), "unknown key" + hint);
+      p_.unknown_key(kv.first, section_kind(), key_path(key), key, hint);
     }
   }
 
   const YAML::Node& node() const { return node_; }
 
  private:
+  // The path with list indices dropped: "models[2]" -> "models[]".
+  std::string section_kind() const {
+    std::string out;
+    for (std::size_t i = 0; i < path_.size(); ++i) {
+      if (path_[i] != '[') {
+        out += path_[i];
+        continue;
+      }
+      out += "[]";
+      while (i < path_.size() && path_[i] != ']') ++i;
+    }
+    return out;
+  }
   static std::string scalar_text(const YAML::Node& n) { return n.IsScalar() ? n.Scalar() : "(a list or mapping)"; }
   // YAML 1.2 numbers: 5e-5, 1.0e-4, 32, -1, .5 (YAML 1.1 readers mistake 5e-5 for a string; this one does not).
   static bool parse_number(const YAML::Node& n, double& out) {
@@ -458,6 +508,7 @@ ExperimentConfig parse_experiment_config(const std::string& yaml_text, const std
     }
   }
   top.reject_unknown();
+  problems.report_unknown_keys();
 
   if (c.evaluation.enabled && c.data.val_csv.empty() && data_node.IsMap()) {
     problems.add(data_node, "data.val_csv", "is required while evaluation.enabled is true (or set evaluation.enabled: false)");

@@ -115,6 +115,28 @@ evaluation:
                 "bad.yaml:24: evaluation.enabled: must be true or false", "11 problems"});
 }
 
+TEST_CASE("a key in the wrong section names the section where it belongs") {
+  const std::string text = std::string(kMinimal) + R"(  seed: 3
+  max_train_samples: 4
+  r: 8
+evaluation:
+  generation_max_new_tokens: 32
+  enabled: true
+  learning_rat: 1e-4
+  max_eval_sample: 2
+experiment_nme: x
+)";
+  expect_error([&] { parse_experiment_config(text, "moved.yaml", no_files()); }, ErrorCode::invalid_argument,
+               {"moved.yaml:19: training.max_train_samples: unknown key; it belongs under data (data.max_train_samples)",
+                "moved.yaml:20: training.r: unknown key; it belongs in each entry of lora_variants (lora_variants[].r)",
+                "moved.yaml:22: evaluation.generation_max_new_tokens: unknown key; it belongs under training "
+                "(training.generation_max_new_tokens)",
+                // A near miss of a key of another section gets the closest key of its own section, if any.
+                "moved.yaml:24: evaluation.learning_rat: unknown key",
+                "moved.yaml:25: evaluation.max_eval_sample: unknown key",
+                "moved.yaml:26: experiment_nme: unknown key; did you mean 'experiment_name'?", "6 problems"});
+}
+
 TEST_CASE("required keys, structure and YAML syntax") {
   expect_error([] { parse_experiment_config("models: [1", "syntax.yaml", no_files()); }, ErrorCode::corrupt_data,
                {"syntax.yaml:", "not valid YAML"});
