@@ -263,15 +263,86 @@ std::vector<std::string> ExperimentConfig::run_names() const {
   return out;
 }
 
+namespace {
+
+// The first line (1-based) whose indentation holds a tab, or 0. YAML indents with spaces only; yaml-cpp's messages
+// for a tab ("illegal map value", ...) do not say so.
+std::size_t first_tab_indented_line(const std::string& text) {
+  std::size_t line = 1;
+  bool at_indent = true;
+  for (char ch : text) {
+    if (ch == '\n') {
+      ++line;
+      at_indent = true;
+    } else if (at_indent && ch == '\t') {
+      return line;
+    } else if (ch != ' ') {
+      at_indent = false;
+    }
+  }
+  return 0;
+}
+
+// What yaml-cpp accepts silently but a config must not have: a key given twice in one mapping (yaml-cpp's lookup
+// takes the first) and YAML 1.1 merge keys (yaml-cpp keeps "<<" as a plain key). Aliases are followed, so the walk
+// stops at a node budget rather than expanding an alias bomb.
+class YamlStructureCheck {
+ public:
+  explicit YamlStructureCheck(Problems& problems) : p_(problems) {}
+  void walk(const YAML::Node& node, const std::string& path, int depth = 0) {
+    if (++visited_ > kMaxNodes) {
+      if (!over_budget_) p_.add_plain("more than " + std::to_string(kMaxNodes) + " YAML nodes (aliases counted where used); an experiment config is far smaller");
+      over_budget_ = true;
+      return;
+    }
+    if (depth > 64) return p_.add(node, path, "is nested more than 64 levels deep");
+    if (node.IsSequence()) {
+      for (std::size_t i = 0; i < node.size() && !over_budget_; ++i)
+        walk(node[i], path + "[" + std::to_string(i) + "]", depth + 1);
+    } else if (node.IsMap()) {
+      std::map<std::string, int> first_line;
+      for (const auto& kv : node) {
+        if (over_budget_) return;
+        const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "";
+        const std::string child = path.empty() ? key : path + "." + key;
+        const int line = kv.first.Mark().line + 1;
+        // A plain "<<" is a merge key; a quoted one (tag "!") is an ordinary key, reported as unknown later.
+        if (kv.first.IsScalar() && key == "<<" && kv.first.Tag() != "!") {
+          p_.add(kv.first, child, "YAML merge keys (<<) are not supported; write the merged keys out in this mapping");
+          continue;
+        }
+        auto [it, inserted] = first_line.emplace(key, line);
+        if (!inserted) {
+          p_.add(kv.first, child, "is given twice (lines " + std::to_string(it->second) + " and " + std::to_string(line) +
+                                      "); keep one of them");
+        }
+        walk(kv.second, child, depth + 1);
+      }
+    }
+  }
+
+ private:
+  static constexpr std::size_t kMaxNodes = 100000;
+  Problems& p_;
+  std::size_t visited_ = 0;
+  bool over_budget_ = false;
+};
+
+}  // namespace
+
 ExperimentConfig parse_experiment_config(const std::string& yaml_text, const std::string& label,
                                          const ConfigCheckOptions& options) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
   } catch (const YAML::Exception& e) {
-    fail(ErrorCode::corrupt_data, label + ":" + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg);
+    std::string hint;
+    if (const std::size_t tab_line = first_tab_indented_line(yaml_text))
+      hint = " (line " + std::to_string(tab_line) + " is indented with a tab; YAML indents with spaces only)";
+    fail(ErrorCode::corrupt_data, label + ":" + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg + hint);
   }
   Problems problems(label);
+  YamlStructureCheck(problems).walk(root, "");
   if (!root.IsMap()) {
     problems.add_plain("the file must be a YAML mapping with experiment_name, output_dir, data, models, lora_variants and training");
     problems.raise(ErrorCode::invalid_argument);

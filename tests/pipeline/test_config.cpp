@@ -137,6 +137,57 @@ experiment_nme: x
                 "moved.yaml:26: experiment_nme: unknown key; did you mean 'experiment_name'?", "6 problems"});
 }
 
+TEST_CASE("duplicate keys, merge keys and tab indentation are errors that say so") {
+  const std::string duplicated = std::string(kMinimal) + R"(  learning_rate: 1e-3
+lora_variants:
+  - name: w
+)";
+  expect_error([&] { parse_experiment_config(duplicated, "dup.yaml", no_files()); }, ErrorCode::invalid_argument,
+               {"dup.yaml:18: training.learning_rate: is given twice (lines 17 and 18); keep one of them",
+                "dup.yaml:19: lora_variants: is given twice (lines 10 and 19)"});
+  const std::string list_item = R"(experiment_name: t
+output_dir: out
+data: {train_csv: a.csv, train_csv: b.csv}
+models:
+  - name: m
+    hf_model_id: Org/Tiny
+    name: n
+)";
+  expect_error([&] { parse_experiment_config(list_item, "dup.yaml", no_files()); }, ErrorCode::invalid_argument,
+               {"dup.yaml:3: data.train_csv: is given twice (lines 3 and 3)",
+                "dup.yaml:7: models[0].name: is given twice (lines 5 and 7)"});
+  const std::string merged = R"(experiment_name: t
+output_dir: out
+defaults: &defaults
+  r: 4
+data: {train_csv: a.csv}
+models: [{name: m, hf_model_id: Org/Tiny}]
+lora_variants:
+  - name: v
+    <<: *defaults
+  - name: w
+    "<<": 3
+training: {}
+)";
+  expect_error([&] { parse_experiment_config(merged, "merge.yaml", no_files()); }, ErrorCode::invalid_argument,
+               {"merge.yaml:9: lora_variants[0].<<: YAML merge keys (<<) are not supported; write the merged keys out",
+                "merge.yaml:3: defaults: unknown key", "merge.yaml:11: lora_variants[1].<<: unknown key"});
+  expect_error([] { parse_experiment_config("experiment_name: t\ndata:\n\ttrain_csv: a.csv\n", "tab.yaml", no_files()); },
+               ErrorCode::corrupt_data, {"tab.yaml:", "not valid YAML", "line 3 is indented with a tab; YAML indents with spaces only"});
+  expect_error([] { parse_experiment_config("data:\n  a: 1\n\tb: 2\n", "tab.yaml", no_files()); },
+               ErrorCode::corrupt_data, {"line 3 is indented with a tab"});
+  // An alias bomb is refused by the node budget, not expanded.
+  std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 8; ++i)
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [" + [&] {
+      std::string items;
+      for (int k = 0; k < 10; ++k) items += (k ? ", *a" : "*a") + std::to_string(i - 1);
+      return items;
+    }() + "]\n";
+  expect_error([&] { parse_experiment_config(bomb, "bomb.yaml", no_files()); }, ErrorCode::invalid_argument,
+               {"more than 100000 YAML nodes"});
+}
+
 TEST_CASE("required keys, structure and YAML syntax") {
   expect_error([] { parse_experiment_config("models: [1", "syntax.yaml", no_files()); }, ErrorCode::corrupt_data,
                {"syntax.yaml:", "not valid YAML"});
