@@ -8,6 +8,7 @@
 
 #include <torch/cuda.h>
 
+#include "base/fs.h"
 #include "capi_internal.h"
 #include "session_handle.h"
 #include "model/registry.h"
@@ -152,7 +153,8 @@ vlm_status vlm_evaluate_run(const vlm_evaluate_options* options, vlm_evaluate_re
       job.on_log = [log, user_data](const std::string& line) { log(line.c_str(), user_data); };
     }
 
-    // Rows are validated before the model loads: a bad CSV fails in milliseconds.
+    // Rows and the output folder are validated before the model loads: bad input fails in milliseconds.
+    if (!job.output_dir.empty()) vlm::check_output_folder(job.output_dir, "the output folder (--output-dir)");
     vlm::read_evaluation_rows(job);
     if (job.batch_size < 1) job.batch_size = 1;
 

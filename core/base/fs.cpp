@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -172,6 +173,35 @@ std::string join_path(const std::string& a, const std::string& b) {
   if (a.empty()) return b;
   if (!b.empty() && b.front() == '/') return b;
   return a.back() == '/' ? a + b : a + "/" + b;
+}
+
+void check_output_folder(const std::string& path, const std::string& what) {
+  namespace fs = std::filesystem;
+  if (path.empty()) fail(ErrorCode::invalid_argument, what + " is empty; give the folder the outputs go to");
+  std::error_code ec;
+  fs::path resolved = fs::weakly_canonical(fs::absolute(path, ec), ec);
+  if (ec) resolved = fs::absolute(path).lexically_normal();
+  std::string text = resolved.string();
+  while (text.size() > 1 && text.back() == '/') text.pop_back();
+  static const char* const kSystemFolders[] = {"/",     "/bin",  "/boot", "/dev",  "/etc", "/home", "/lib",
+                                               "/lib32", "/lib64", "/libx32", "/media", "/mnt", "/opt", "/proc",
+                                               "/root", "/run",  "/sbin", "/srv",  "/sys", "/tmp",  "/usr",
+                                               "/var"};
+  bool refused = false;
+  for (const char* folder : kSystemFolders) refused = refused || text == folder;
+  // One level below /usr (/usr/lib, /usr/local, ...) and /var (/var/lib, /var/tmp, ...) is still system space.
+  for (const char* parent : {"/usr/", "/var/"})
+    if (text.rfind(parent, 0) == 0 && text.find('/', std::string(parent).size()) == std::string::npos) refused = true;
+  for (const char* tree : {"/proc/", "/sys/", "/dev/"})
+    if (text.rfind(tree, 0) == 0) refused = true;
+  if (const char* home = std::getenv("HOME"); home && *home) {
+    std::string h = fs::weakly_canonical(home, ec).string();
+    while (h.size() > 1 && h.back() == '/') h.pop_back();
+    if (!ec && text == h) refused = true;
+  }
+  if (refused)
+    fail(ErrorCode::invalid_argument, what + " \"" + path + "\"" + (text != path ? " (" + text + ")" : "") +
+                                          " is a system or home folder; give a folder of its own (e.g. ./results/my_experiment)");
 }
 
 }  // namespace vlm

@@ -75,4 +75,10 @@ bool is_regular_file(const std::string& path);
 void create_directories(const std::string& path);
 std::string join_path(const std::string& a, const std::string& b);
 
+// Throws vlm::Error(invalid_argument) when `path` (after resolving symlinks of its existing part) is a place no
+// output folder may be: the root, a top-level system folder (/etc, /usr, /tmp, ...) or one folder below /usr,
+// anything under /proc, /sys or /dev, or the home folder itself. `what` names the setting in the message
+// ("output_dir", "--output-dir").
+void check_output_folder(const std::string& path, const std::string& what);
+
 }  // namespace vlm

@@ -187,6 +187,7 @@ EvaluationSummary run_evaluation(Session& session, const EvaluationJob& job) {
   if (job.batch_size < 1)
     fail(ErrorCode::invalid_argument, "batch_size must be at least 1, not " + std::to_string(job.batch_size));
   if (job.output_dir.empty()) fail(ErrorCode::invalid_argument, "no output folder given for the evaluation results");
+  check_output_folder(job.output_dir, "the output folder (--output-dir)");
 
   std::vector<EvaluationRow> rows = read_evaluation_rows(job);
   const std::string base_dir =

@@ -874,6 +874,7 @@ PipelineResult Runner::run() {
   if (options_.config_path.empty()) fail(ErrorCode::invalid_argument, "no config file given (--config PATH)");
   config_ = load_experiment_config(options_.config_path, check);
   output_dir_ = absolute_path(options_.output_dir.empty() ? config_.output_dir : options_.output_dir);
+  check_output_folder(output_dir_, options_.output_dir.empty() ? options_.config_path + ": output_dir" : "the output folder");
   select_runs();
   if (options_.validate_only) return validate_only();
   if (options_.display != ProgressDisplay::Mode::off) {

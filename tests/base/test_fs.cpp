@@ -1,6 +1,8 @@
 #include "base/fs.h"
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -116,4 +118,31 @@ TEST_CASE("path helpers") {
   CHECK(is_directory(dir.file("x/y/z")));
   CHECK_FALSE(is_regular_file(dir.file("x/y/z")));
   CHECK(path_exists(dir.file("x")));
+}
+
+TEST_CASE("check_output_folder refuses system and home folders, with symlinks resolved") {
+  for (const char* bad : {"/", "//", "/etc", "/usr/", "/usr/lib", "/var/tmp", "/tmp", "/proc/self", "/dev/shm/x", "/home"}) {
+    CAPTURE(bad);
+    vlm::test::expect_error([&] { check_output_folder(bad, "output_dir"); }, ErrorCode::invalid_argument,
+                            {"output_dir \"", "is a system or home folder", "./results/"});
+  }
+  TempDir dir;
+  check_output_folder(dir.path(), "output_dir");
+  check_output_folder(dir.file("not/yet/made"), "output_dir");
+  check_output_folder("/usr/local/share/somewhere/mine", "output_dir");  // deep enough to be a folder of one's own
+  // A symlink to the root is the root.
+  std::filesystem::create_directory_symlink("/", dir.file("root_link"));
+  vlm::test::expect_error([&] { check_output_folder(dir.file("root_link"), "--output-dir"); },
+                          ErrorCode::invalid_argument, {"--output-dir", "(/)", "is a system or home folder"});
+  vlm::test::expect_error([&] { check_output_folder(dir.file("root_link/etc/.."), "x"); }, ErrorCode::invalid_argument,
+                          {"is a system or home folder"});
+  vlm::test::expect_error([&] { check_output_folder("", "output_dir"); }, ErrorCode::invalid_argument, {"output_dir is empty"});
+  // The home folder itself, not what is below it.
+  const char* old_home = std::getenv("HOME");
+  const std::string saved = old_home ? old_home : "";
+  ::setenv("HOME", dir.path().c_str(), 1);
+  vlm::test::expect_error([&] { check_output_folder(dir.path() + "/", "output_dir"); }, ErrorCode::invalid_argument,
+                          {"is a system or home folder"});
+  check_output_folder(dir.file("results"), "output_dir");
+  if (old_home) ::setenv("HOME", saved.c_str(), 1); else ::unsetenv("HOME");
 }

@@ -79,6 +79,10 @@ int main(void) {
   o.run = "r";
   CHECK(vlm_evaluate_run(&o, &result) == VLM_ERR_INVALID_ARGUMENT); /* a run without config or results folder */
   o.run = NULL;
+  o.output_dir = "/"; /* a system folder is refused before the model loads */
+  CHECK(vlm_evaluate_run(&o, &result) == VLM_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(vlm_last_error(), "is a system or home folder") != NULL);
+  o.output_dir = out_dir;
   CHECK(result == NULL);
 
   /* Stopping after the first batch through the progress callback: VLM_ERR_CANCELLED, nothing written. */

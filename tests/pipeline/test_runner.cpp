@@ -461,6 +461,24 @@ TEST_CASE("validate_only checks models and files and writes nothing") {
   CHECK(fake.train_jobs.empty());
   CHECK_FALSE(path_exists(e.out()));
 
+  {  // A system folder as the output folder is found by validate_only too, from the config or the options.
+    PipelineOptions root = o;
+    root.output_dir = "/";
+    expect_error([&] { run_pipeline(root, fake.backend()); }, ErrorCode::invalid_argument,
+                 {"the output folder \"/\" is a system or home folder"});
+    std::string text = read_file(e.config_path);
+    const std::string saved = text;
+    const auto at = text.find("output_dir: ");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, text.find('\n', at) - at, "output_dir: /etc");
+    write_file_atomic(e.config_path, text);
+    PipelineOptions from_config = o;
+    from_config.output_dir.clear();
+    expect_error([&] { run_pipeline(from_config, fake.backend()); }, ErrorCode::invalid_argument,
+                 {": output_dir \"/etc\" is a system or home folder"});
+    write_file_atomic(e.config_path, saved);
+  }
+
   std::string text = read_file(e.config_path);
   text.replace(text.find("model_type: qwen2_vl"), 20, "model_type: llava");
   text.replace(text.find(fixture("model/qwen2_5_vl_window_untied")), fixture("model/qwen2_5_vl_window_untied").size(),
