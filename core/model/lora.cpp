@@ -536,7 +536,7 @@ std::unique_ptr<LoraModel> LoraModel::load(VisionLanguageModel& model, const std
     if (projections.count(mapped)) return mapped;
     return "";
   };
-  std::vector<std::string> unmatched, wrong_shape;
+  std::vector<std::string> unmatched, wrong_shape, rank_mismatch;
   std::map<std::string, std::shared_ptr<LoraLinear>> by_path;
   // Pass 1: the adapters (by their lora_A keys).
   for (const auto& [key, tensor] : tensors) {
@@ -577,7 +577,13 @@ std::unique_ptr<LoraModel> LoraModel::load(VisionLanguageModel& model, const std
         }
         a.r = static_cast<int>(tensor.size(0));
         auto [rank, lora_alpha] = config.rank_alpha_for(a.base->path());
-        (void)rank;
+        // PEFT builds each module with the config's rank (r, or its rank_pattern entry) and refuses a tensor of
+        // another shape ("size mismatch" in load_state_dict); so does vlmrt.
+        if (a.r != rank) {
+          rank_mismatch.push_back(key + " has rank " + std::to_string(a.r) + ", adapter_config.json gives " +
+                                  std::to_string(rank));
+          continue;
+        }
         a.scaling = config.use_rslora ? lora_alpha / std::sqrt(static_cast<double>(a.r)) : lora_alpha / a.r;
       } else if (ends_with(key, ".lora_B.weight")) {
         if (tensor.dim() != 2 || tensor.size(0) != a.base->out_features()) {
@@ -639,7 +645,7 @@ std::unique_ptr<LoraModel> LoraModel::load(VisionLanguageModel& model, const std
     if (a->lora_A.size(0) != a->lora_B.size(1)) wrong_shape.push_back(kPrefix + path + " (lora_A rank != lora_B rank)");
     if (config.use_dora && !a->magnitude.defined()) wrong_shape.push_back(kPrefix + path + ".lora_magnitude_vector (missing)");
   }
-  if (lora->adapters_.empty() || !unmatched.empty() || !wrong_shape.empty()) {
+  if (lora->adapters_.empty() || !unmatched.empty() || !wrong_shape.empty() || !rank_mismatch.empty()) {
     std::ostringstream msg;
     msg << weights_path << ": ";
     if (lora->adapters_.empty()) msg << "no adapter key matches a module of the " << model.info().family << " model";
@@ -652,6 +658,7 @@ std::unique_ptr<LoraModel> LoraModel::load(VisionLanguageModel& model, const std
     };
     list("keys without a matching module", unmatched);
     list("wrongly shaped tensors", wrong_shape);
+    list("ranks that disagree with adapter_config.json (r / rank_pattern)", rank_mismatch);
     msg << ". Check that the adapter was trained on this base model (" << config.base_model_name_or_path << ")";
     lora->unload();
     fail(ErrorCode::corrupt_data, msg.str());

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "base/fs.h"
 #include "io/checkpoint.h"
 #include "model/lora.h"
 #include "model/registry.h"
@@ -168,6 +169,20 @@ TEST_CASE("adapter errors name the problem") {
                {{"base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight", torch::zeros({4, 65})},
                 {"base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_B.weight", torch::zeros({64, 4})}});
   expect_error([&] { LoraModel::load(*model, dir.path()); }, ErrorCode::corrupt_data, {"wrongly shaped", "lora_A"});
+  // Tensors of a consistent rank that adapter_config.json does not give (r: 4 there): PEFT refuses them too.
+  save_tensors(dir.file("adapter_model.safetensors"),
+               {{"base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight", torch::zeros({8, 64})},
+                {"base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_B.weight", torch::zeros({64, 8})}});
+  expect_error([&] { LoraModel::load(*model, dir.path()); }, ErrorCode::corrupt_data,
+               {"ranks that disagree with adapter_config.json", "layers.0.self_attn.q_proj.lora_A.weight has rank 8, "
+                                                                "adapter_config.json gives 4"});
+  // The same rank given through rank_pattern is accepted.
+  auto config_json = nlohmann::json::parse(read_file(fixture("train/adapter_start/adapter_config.json")));
+  config_json["rank_pattern"] = {{"q_proj", 8}};
+  write_file_atomic(dir.file("adapter_config.json"), config_json.dump());
+  auto lora = LoraModel::load(*model, dir.path());
+  CHECK(lora->adapted_paths().size() == 1);
+  lora->unload();
 }
 
 TEST_CASE("targets: the default stays in the language model; frozen parts are refused with the switch to turn") {
