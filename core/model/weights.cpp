@@ -26,6 +26,17 @@ void list_section(std::ostringstream& out, const char* title, const std::vector<
   if (items.size() > kShown) out << ", ... and " << items.size() - kShown << " more";
 }
 
+// The dtypes a floating-point weight may be stored in (the model converts between them). An integer or boolean
+// tensor is not a weight in another precision: run silently, it would give meaningless logits.
+bool is_floating_dtype(DType dtype) {
+  switch (dtype) {
+    case DType::F16: case DType::BF16: case DType::F32: case DType::F64: case DType::F8_E4M3: case DType::F8_E5M2:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 void load_weights(torch::nn::Module& root, const Checkpoint& checkpoint, const WeightLoadPlan& plan) {
@@ -33,7 +44,7 @@ void load_weights(torch::nn::Module& root, const Checkpoint& checkpoint, const W
   std::map<std::string, torch::Tensor> params;
   for (const auto& item : root.named_parameters(/*recurse=*/true)) params.emplace(item.key(), item.value());
 
-  std::vector<std::string> unexpected, wrong_shape, missing;
+  std::vector<std::string> unexpected, wrong_shape, wrong_dtype, missing;
   std::set<std::string> loaded, misshapen;
   std::map<std::string, std::string> source_key;
   for (const auto& key : checkpoint.names()) {
@@ -57,6 +68,12 @@ void load_weights(torch::nn::Module& root, const Checkpoint& checkpoint, const W
       misshapen.insert(name);
       continue;
     }
+    if (it->second.is_floating_point() && !is_floating_dtype(entry.info->dtype)) {
+      wrong_dtype.push_back(key + " is stored as " + dtype_name(entry.info->dtype) +
+                            "; a weight must be floating point (F32, F16, BF16, F64 or F8)");
+      misshapen.insert(name);
+      continue;
+    }
     loaded.insert(name);
     source_key[name] = key;
   }
@@ -65,13 +82,14 @@ void load_weights(torch::nn::Module& root, const Checkpoint& checkpoint, const W
     if (plan.tied.count(name)) continue;  // shares its source's tensor; the source is checked itself
     missing.push_back(name);
   }
-  if (!missing.empty() || !unexpected.empty() || !wrong_shape.empty()) {
+  if (!missing.empty() || !unexpected.empty() || !wrong_shape.empty() || !wrong_dtype.empty()) {
     std::ostringstream out;
     out << checkpoint.source() << ": the checkpoint does not match the " << plan.family
         << " model that config.json describes";
     list_section(out, "missing tensors", missing);
     list_section(out, "unexpected tensors", unexpected);
     list_section(out, "wrongly shaped tensors", wrong_shape);
+    list_section(out, "tensors of a dtype no weight can have", wrong_dtype);
     out << "\n  Check that config.json belongs to these weights (and that the checkpoint is complete).";
     fail(ErrorCode::corrupt_data, out.str());
   }

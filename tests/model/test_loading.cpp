@@ -126,6 +126,28 @@ TEST_CASE("loading reports wrongly shaped tensors with both shapes, and every pr
                 "missing tensors (1): lm_head.weight", "unexpected tensors (1): model.bogus"});
 }
 
+TEST_CASE("a weight stored in an integer or boolean dtype is refused, naming the tensor") {
+  TempDir dir;
+  copy_checkpoint("qwen2_5_vl_window_untied", dir.path(), [](NamedTensors& t) {
+    for (auto& [name, tensor] : t) {
+      if (name == "model.language_model.layers.0.self_attn.k_proj.weight") tensor = tensor.to(torch::kInt32);
+      if (name == "lm_head.weight") tensor = tensor.to(torch::kBool);
+      if (name == "model.language_model.norm.weight") tensor = tensor.to(torch::kUInt8);
+    }
+  });
+  expect_error([&] { load_model(dir.path()); }, ErrorCode::corrupt_data,
+               {"tensors of a dtype no weight can have (3)",
+                "model.language_model.layers.0.self_attn.k_proj.weight is stored as I32; a weight must be floating point",
+                "lm_head.weight is stored as BOOL", "model.language_model.norm.weight is stored as U8"});
+  // Floating-point dtypes other than the model's are converted, as before.
+  TempDir half;
+  copy_checkpoint("qwen2_5_vl_window_untied", half.path(), [](NamedTensors& t) {
+    for (auto& [name, tensor] : t)
+      if (name == "lm_head.weight") tensor = tensor.to(torch::kFloat64);
+  });
+  CHECK_NOTHROW(load_model(half.path()));
+}
+
 TEST_CASE("unknown model_type lists the supported ones") {
   TempDir dir;
   copy_checkpoint("qwen2_tied", dir.path(), [](NamedTensors&) {});
