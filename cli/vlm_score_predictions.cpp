@@ -7,6 +7,7 @@
 // Exit codes: 0 ok, 2 bad usage, 3 bad input, 4 runtime failure.
 #include <cstdio>
 #include <cstdlib>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <fstream>
 #include <iostream>
@@ -38,6 +39,10 @@ struct Record {
 };
 
 std::string read_all(const std::string& path) {
+  // Only regular files: opening a FIFO would wait for a writer.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    throw BadInput(path + " is not a regular file (a directory, FIFO or device); give the path of a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw BadInput("cannot open " + path + " for reading");
   std::ostringstream ss;

@@ -66,7 +66,7 @@ void expect_error(F&& body, ErrorCode code, std::initializer_list<std::string> f
   } catch (const Error& e) {
     thrown = true;
     CHECK_MESSAGE(e.code() == code, "error code " << error_code_name(e.code()) << ": " << e.what());
-    for (const auto& f : fragments) CHECK_MESSAGE(std::string(e.what()).find(f) != std::string::npos, "message '" << e.what() << "' lacks '" << f << "'");
+    for (const auto& f : fragments) CHECK_MESSAGE(std::string(e.what()).find(f) != std::string::npos, "message '" << std::string(e.what()) << "' lacks '" << f << "'");
   }
   CHECK_MESSAGE(thrown, "expected a vlm::Error(" << error_code_name(code) << ")");
 }

@@ -24,17 +24,40 @@ std::string errno_text(int err) { return std::strerror(err); }
   fail(ErrorCode::io, "cannot open " + path + ": " + errno_text(err));
 }
 
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "not a regular file";
+}
+
+// Opens a regular file for reading and fills *st. O_NONBLOCK makes the open itself return at once on a FIFO
+// (a plain open would wait for a writer, uninterruptibly for the user); anything but a regular file is refused.
+int open_regular_file(const std::string& path, struct stat* st) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) fail_open(path, errno);
+  if (::fstat(fd, st) != 0) {
+    int err = errno;
+    ::close(fd);
+    fail(ErrorCode::io, "cannot stat " + path + ": " + errno_text(err));
+  }
+  if (!S_ISREG(st->st_mode)) {
+    ::close(fd);
+    fail(ErrorCode::invalid_argument,
+         path + " is " + file_kind(st->st_mode) + ", not a regular file; give the path of a file");
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  return fd;
+}
+
 }  // namespace
 
 std::string read_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail_open(path, errno);
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
-    int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
-    ::close(fd);
-    fail(ErrorCode::io, "cannot read " + path + ": " + errno_text(err));
-  }
+  int fd = open_regular_file(path, &st);
   std::string out;
   out.reserve(static_cast<std::size_t>(st.st_size));
   char buf[1 << 16];
@@ -54,18 +77,8 @@ std::string read_file(const std::string& path) {
 }
 
 std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail_open(path, errno);
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    fail(ErrorCode::io, "cannot stat " + path + ": " + errno_text(err));
-  }
-  if (S_ISDIR(st.st_mode)) {
-    ::close(fd);
-    fail(ErrorCode::invalid_argument, path + " is a directory, expected a file");
-  }
+  int fd = open_regular_file(path, &st);
   std::shared_ptr<MappedFile> file(new MappedFile());
   file->path_ = path;
   file->size_ = static_cast<std::size_t>(st.st_size);

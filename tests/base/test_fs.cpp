@@ -1,5 +1,7 @@
 #include "base/fs.h"
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -145,4 +147,21 @@ TEST_CASE("check_output_folder refuses system and home folders, with symlinks re
                           {"is a system or home folder"});
   check_output_folder(dir.file("results"), "output_dir");
   if (old_home) ::setenv("HOME", saved.c_str(), 1); else ::unsetenv("HOME");
+}
+
+TEST_CASE("only regular files are read: a FIFO, a device or a directory is refused at once") {
+  TempDir dir;
+  const std::string fifo = dir.file("pipe.png");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  // Without a writer, a blocking open of the FIFO would wait forever; these return at once.
+  vlm::test::expect_error([&] { read_file(fifo); }, ErrorCode::invalid_argument,
+                          {"pipe.png is a FIFO (named pipe), not a regular file"});
+  vlm::test::expect_error([&] { MappedFile::open(fifo); }, ErrorCode::invalid_argument, {"a FIFO (named pipe)"});
+  vlm::test::expect_error([&] { read_file("/dev/null"); }, ErrorCode::invalid_argument, {"a character device"});
+  vlm::test::expect_error([&] { MappedFile::open(dir.path()); }, ErrorCode::invalid_argument, {"is a directory"});
+  vlm::test::expect_error([&] { read_file(dir.path()); }, ErrorCode::invalid_argument, {"is a directory"});
+  // A symlink to a regular file is read through.
+  write_file_atomic(dir.file("real.txt"), "abc");
+  std::filesystem::create_symlink(dir.file("real.txt"), dir.file("link.txt"));
+  CHECK(read_file(dir.file("link.txt")) == "abc");
 }

@@ -3,6 +3,8 @@
 // gradient checkpointing gives the same gradients.
 #include <torch/torch.h>
 
+#include <sys/stat.h>
+
 #include <sys/wait.h>
 
 #include <cmath>
@@ -309,13 +311,16 @@ TEST_CASE("preflight reports every unusable row at once") {
               "ok.png,Describe,   \n"
               "ok.png,Describe,\"\t\r\n \"\n"
               "ok.png,Describe,\u3000\u00a0\n"
-              "ok.png,Describe, a dog \n");
+              "ok.png,Describe, a dog \n"
+              "pipe.png,Describe,a cat\n");
   std::filesystem::copy(fixture("train/data/images/img0.png"), dir.file("data/ok.png"));
+  // An image path that is a FIFO is refused at once (opening it would wait for a writer).
+  REQUIRE(::mkfifo(dir.file("data/pipe.png").c_str(), 0600) == 0);
   auto job = curve_job(dir.file("run"));
   job.data.train_csv = dir.file("data/train.csv");
   // Whitespace alone (ASCII or Unicode) is refused as an empty response is; " a dog " is fine.
   expect_error([&] { run_training(job); }, ErrorCode::invalid_argument,
-               {"5 of 6 training rows", "row 1 (line 2)", "missing.png", "row 2 (line 3)", "response is empty",
+               {"6 of 7 training rows", "row 7 (line 9): ", "data/pipe.png is a FIFO (named pipe), not a regular file", "row 1 (line 2)", "missing.png", "row 2 (line 3)", "response is empty",
                 "row 3 (line 4): the response is only whitespace", "row 4 (line 5): the response is only whitespace",
                 "row 5 (line 7): the response is only whitespace"});
 }
