@@ -40,10 +40,40 @@ void png_error_handler(png_structp png, png_const_charp message) {
 
 void png_warning_handler(png_structp, png_const_charp) {}
 
+std::uint32_t read_be32(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+}
+
+// Walks the chunk headers before libpng sees the file: libpng allocates a chunk's declared length before it reads
+// the data, so a small file declaring a 2 GB text chunk would take 2 GB before failing as truncated. Every chunk
+// must fit in the bytes that are there. A wrong signature or a file cut inside a header is left to libpng's
+// own message.
+void check_png_chunks(const std::uint8_t* data, std::size_t size, const std::string& label) {
+  static const std::uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (size < 8 || std::memcmp(data, kSignature, 8) != 0) return;
+  std::size_t offset = 8;
+  while (size - offset >= 8) {
+    const std::uint32_t length = read_be32(data + offset);
+    const std::string type(reinterpret_cast<const char*>(data + offset + 4), 4);
+    const std::size_t left = size - offset - 8;
+    if (length > 0x7fffffffu || std::size_t{length} + 4 > left) {
+      fail(ErrorCode::corrupt_data, "cannot decode PNG image " + label + ": truncated or corrupt: chunk '" + type +
+                                        "' at byte " + std::to_string(offset) + " declares " + std::to_string(length) +
+                                        " bytes, but only " + std::to_string(left) + " follow its header");
+    }
+    if (type == "IEND") return;
+    offset += 12 + std::size_t{length};
+  }
+}
+
+// The most an ancillary chunk (text, ICC profile) may take once decompressed.
+constexpr png_alloc_size_t kMaxAncillaryChunkBytes = 64u << 20;
+
 }  // namespace
 
 DecodedImage decode_png(const std::uint8_t* data, std::size_t size, const std::string& label,
                         const ImageLoadOptions& options) {
+  check_png_chunks(data, size, label);
   PngReadState state{data, size, 0, {0}};
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &state, png_error_handler, png_warning_handler);
   if (png == nullptr) fail(ErrorCode::out_of_memory, "cannot allocate a PNG decoder for " + label);
@@ -69,6 +99,7 @@ DecodedImage decode_png(const std::uint8_t* data, std::size_t size, const std::s
   }
   png_set_read_fn(png, &state, png_read_from_memory);
   png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
+  png_set_chunk_malloc_max(png, kMaxAncillaryChunkBytes);
   png_read_info(png, info);
   work->width = png_get_image_width(png, info);
   work->height = png_get_image_height(png, info);

@@ -1,5 +1,7 @@
 #include "image/image.h"
 
+#include <sys/resource.h>
+
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
@@ -70,6 +72,23 @@ TEST_CASE("corrupt and truncated images are errors that name the file") {
   vlm::test::write_bytes(dir.file("text.png"), "hello world");
   expect_error([&] { load_image(dir.file("text.png")); }, ErrorCode::unsupported, {"unrecognised"});
   expect_error([&] { load_image(dir.file("missing.png")); }, ErrorCode::not_found, {"missing.png"});
+}
+
+TEST_CASE("a PNG chunk longer than the file is refused before anything is allocated") {
+  const std::string good = vlm::test::read_bytes(vlm::test::fixture("image/rgb8.png"));
+  // After the signature (8) and IHDR (25): a tEXt chunk declaring 2,000,000,000 bytes, then the rest of the file.
+  const std::string huge_text = std::string("\x77\x35\x94\x00", 4) + "tEXtComment";
+  TempDir dir;
+  vlm::test::write_bytes(dir.file("bomb.png"), good.substr(0, 33) + huge_text + good.substr(33));
+  struct rusage before {}, after {};
+  ::getrusage(RUSAGE_SELF, &before);
+  expect_error([&] { load_image(dir.file("bomb.png")); }, ErrorCode::corrupt_data,
+               {"bomb.png", "chunk 'tEXt' at byte 33 declares 2000000000 bytes, but only"});
+  ::getrusage(RUSAGE_SELF, &after);
+  CHECK(after.ru_maxrss - before.ru_maxrss < 100 * 1024);  // kilobytes: nowhere near the declared 2 GB
+  // A length with the top bit set is not a PNG length at all.
+  vlm::test::write_bytes(dir.file("sign.png"), good.substr(0, 33) + std::string("\xff\xff\xff\xf0", 4) + "tEXt" + good.substr(33));
+  expect_error([&] { load_image(dir.file("sign.png")); }, ErrorCode::corrupt_data, {"declares 4294967280 bytes"});
 }
 
 TEST_CASE("the pixel limit refuses images before decoding them") {
